@@ -1,0 +1,2 @@
+//! The depth2ply command-line tool.
+fn main() {}

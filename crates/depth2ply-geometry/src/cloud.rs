@@ -1,6 +1,10 @@
-//! Point clouds and back-projection of depth maps.
+//! Point clouds: positions, optional normals and colours, and the frame they are expressed in.
+//!
+//! Back-projection lives in [`crate::backproject`], normals in [`crate::normals`], filters in
+//! [`crate::filter`].
 
 use nalgebra::{Point3, Vector3};
+use rayon::prelude::*;
 
 /// A coloured point cloud, struct-of-arrays so that each attribute can be written without copying.
 ///
@@ -47,5 +51,32 @@ impl PointCloud {
     /// Whether the cloud has no points.
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
+    }
+
+    /// Re-expresses positions and normals in `frame` and records it. OpenCV ↔ OpenGL negates `y` and `z`
+    /// (a 180° rotation about X, its own inverse), so normals that faced the camera still do.
+    ///
+    /// ```
+    /// use depth2ply_geometry::{nalgebra::Point3, Frame, PointCloud};
+    /// let mut cloud = PointCloud { positions: vec![Point3::new(1.0, 2.0, 3.0)], ..PointCloud::default() };
+    /// cloud.convert_frame(Frame::OpenGl);
+    /// assert_eq!(cloud.positions[0], Point3::new(1.0, -2.0, -3.0));
+    /// assert_eq!(cloud.frame, Frame::OpenGl);
+    /// ```
+    pub fn convert_frame(&mut self, frame: Frame) {
+        if self.frame == frame {
+            return;
+        }
+        self.positions.par_iter_mut().for_each(|p| {
+            p.y = -p.y;
+            p.z = -p.z;
+        });
+        if let Some(normals) = self.normals.as_mut() {
+            normals.par_iter_mut().for_each(|n| {
+                n.y = -n.y;
+                n.z = -n.z;
+            });
+        }
+        self.frame = frame;
     }
 }

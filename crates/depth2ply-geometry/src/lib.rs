@@ -10,8 +10,26 @@
 pub mod camera;
 pub mod cloud;
 pub mod depth;
+pub mod exif;
+pub mod photo;
+pub mod backproject;
+pub mod filter;
+pub mod normals;
+pub mod atomic;
+pub mod depth_io;
+pub mod ply;
+pub mod preview;
 
 pub use camera::{CameraError, FocalLength, FocalSource, ImageSize, Intrinsics};
 pub use cloud::{Frame, PointCloud};
 pub use depth::DepthMap;
+pub use exif::{focal_from_exif, read_exif, ExifInfo, Orientation};
+pub use photo::{inspect_photo, load_photo, Photo, PhotoError, PhotoInfo, PhotoLimits};
+pub use backproject::{cloud_from_depth, CloudConfig, CloudError};
+pub use filter::{DropReason, DropReport, FilterConfig, FilterError, StatisticalOutlierConfig};
+pub use normals::{KnnNormalConfig, NormalConfig, NormalError};
+pub use atomic::{write_atomically, AtomicWriteError};
+pub use depth_io::{load_depth, write_depth_npy, write_depth_npz, DepthFormat, DepthIoError, DepthLoadOptions};
+pub use ply::{read_ply, write_ply, write_ply_file, PlyEncoding, PlyError, PlyWriteOptions};
+pub use preview::inverse_depth_preview;
 pub use nalgebra;

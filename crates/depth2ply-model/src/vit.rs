@@ -1,0 +1,308 @@
+//! The DINOv2-style ViT used three times by Depth Pro (patch, image and FOV encoders).
+//!
+//! It reproduces timm's `VisionTransformer.forward_features` as configured by Apple's `create_vit`
+//! (`vit_large_patch14_dinov2` resized to patch 16 at 384²): patch embedding (Conv2d k16 s16 with
+//! bias) → class token prepended → learned position embedding added to all 577 tokens → pre-norm blocks
+//! `x += ls1 ⊙ attn(norm1(x)); x += ls2 ⊙ mlp(norm2(x))` → final LayerNorm. LayerNorm eps comes
+//! from the config (1e-6), the MLP uses the exact (erf) GELU and attention is explicit
+//! `softmax(q·kᵀ/√d)·v` (Candle has no CPU SDPA). Weight names are timm's (`blocks.{i}.attn.qkv`, …).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::config::VitConfig;
+
+/// LayerNorm over the last dimension (`weight`, `bias`).
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // The fused kernel needs a contiguous input; a no-op for the token tensors here.
+        candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)
+    }
+}
+
+fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    Ok(Linear::new(
+        vb.get((out_dim, in_dim), "weight")?,
+        Some(vb.get(out_dim, "bias")?),
+    ))
+}
+
+/// Multi-head self-attention with a fused `qkv` projection (rows: q, k, v; head `h` owns rows
+/// `h·d … h·d + d − 1` inside each) and an output projection `proj`.
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    num_heads: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn load(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.embed_dim;
+        Ok(Self {
+            qkv: linear(c, 3 * c, vb.pp("qkv"))?,
+            proj: linear(c, c, vb.pp("proj"))?,
+            num_heads: cfg.num_heads,
+            scale: (cfg.head_dim() as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, n, c) = x.dims3()?;
+        let head_dim = c / self.num_heads;
+        // (b, n, 3c) → (3, b, heads, n, head_dim), as timm's reshape + permute.
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, n, 3, self.num_heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        // timm's non-fused path scales q before the product; SDPA differs only by rounding.
+        let q = (qkv.get(0)?.contiguous()? * self.scale)?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        drop(qkv);
+        let scores = q.matmul(&k.t()?)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        drop(scores);
+        let out = probs.matmul(&v)?; // (b, heads, n, head_dim)
+        let out = out.transpose(1, 2)?.reshape((b, n, c))?;
+        self.proj.forward(&out)
+    }
+}
+
+/// Two-layer MLP `fc2(gelu_erf(fc1(x)))`.
+#[derive(Debug, Clone)]
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            fc1: linear(cfg.embed_dim, cfg.mlp_hidden_dim, vb.pp("fc1"))?,
+            fc2: linear(cfg.mlp_hidden_dim, cfg.embed_dim, vb.pp("fc2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // Exact erf GELU (`nn.GELU()`); Candle's `gelu()` is the tanh approximation.
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+}
+
+/// One pre-norm transformer block with LayerScale on both residual branches.
+#[derive(Debug, Clone)]
+struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    ls1: Tensor,
+    norm2: LayerNorm,
+    mlp: Mlp,
+    ls2: Tensor,
+}
+
+impl Block {
+    fn load(cfg: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.embed_dim;
+        Ok(Self {
+            norm1: LayerNorm::load(c, cfg.layer_norm_eps, vb.pp("norm1"))?,
+            attn: Attention::load(cfg, vb.pp("attn"))?,
+            ls1: vb.pp("ls1").get(c, "gamma")?,
+            norm2: LayerNorm::load(c, cfg.layer_norm_eps, vb.pp("norm2"))?,
+            mlp: Mlp::load(cfg, vb.pp("mlp"))?,
+            ls2: vb.pp("ls2").get(c, "gamma")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let a = self.attn.forward(&self.norm1.forward(x)?)?;
+        let x = (x + a.broadcast_mul(&self.ls1)?)?;
+        let m = self.mlp.forward(&self.norm2.forward(&x)?)?;
+        x + m.broadcast_mul(&self.ls2)?
+    }
+}
+
+/// Output of [`Vit::forward`].
+#[derive(Debug, Clone)]
+pub struct VitOutput {
+    /// Final-norm tokens `(n, 1 + grid², embed_dim)`; token 0 is the class token, then the grid
+    /// row-major.
+    pub tokens: Tensor,
+    /// Raw outputs (before the final norm) of the requested blocks, same layout as `tokens`, in the
+    /// order the block ids were requested.
+    pub hooks: Vec<Tensor>,
+}
+
+/// A DINOv2 ViT encoder (timm naming: `cls_token`, `pos_embed`, `patch_embed.proj`, `blocks.{i}`,
+/// `norm`).
+#[derive(Debug, Clone)]
+pub struct Vit {
+    config: VitConfig,
+    /// Patch-embedding kernel flattened to `(embed_dim, 3·p·p)`, input order `(c, ky, kx)`.
+    patch_weight: Tensor,
+    patch_bias: Tensor,
+    cls_token: Tensor,
+    pos_embed: Tensor,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+}
+
+impl Vit {
+    /// Reads the weights of one ViT under `vb` (e.g. `vb.pp("encoder.patch_encoder")`).
+    pub fn load(config: &VitConfig, vb: VarBuilder) -> Result<Self> {
+        let c = config.embed_dim;
+        let p = config.patch_size;
+        let proj = vb.pp("patch_embed").pp("proj");
+        let patch_weight = proj.get((c, 3, p, p), "weight")?.reshape((c, 3 * p * p))?;
+        let blocks = (0..config.depth)
+            .map(|i| Block::load(config, vb.pp("blocks").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config: config.clone(),
+            patch_weight,
+            patch_bias: proj.get(c, "bias")?,
+            cls_token: vb.get((1, 1, c), "cls_token")?,
+            pos_embed: vb.get((1, config.num_tokens(), c), "pos_embed")?,
+            blocks,
+            norm: LayerNorm::load(c, config.layer_norm_eps, vb.pp("norm"))?,
+        })
+    }
+
+    /// The architecture this ViT was built with.
+    pub fn config(&self) -> &VitConfig {
+        &self.config
+    }
+
+    /// Patch embedding + class token + position embedding: `(n, 3, 384, 384)` → `(n, 577, C)`.
+    fn embed(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, c_in, h, w) = x.dims4()?;
+        let p = self.config.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        if c_in != 3 || gh * p != h || gw * p != w || gh * gw + 1 != self.config.num_tokens() {
+            candle_core::bail!(
+                "ViT input must be (n, 3, {0}, {0}), got {1:?}",
+                self.config.image_size,
+                x.dims()
+            );
+        }
+        // Conv2d with kernel = stride = p is a matmul over non-overlapping p×p patches:
+        // (n, 3, gh, p, gw, p) → (n, gh, gw, 3, p, p) → (n·gh·gw, 3·p·p).
+        let patches = x
+            .reshape((n, c_in, gh, p, gw, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((n * gh * gw, c_in * p * p))?;
+        let tokens = patches
+            .matmul(&self.patch_weight.t()?)?
+            .broadcast_add(&self.patch_bias)?;
+        let tokens = tokens.reshape((n, gh * gw, self.config.embed_dim))?;
+        let cls = self.cls_token.broadcast_as((n, 1, self.config.embed_dim))?;
+        Tensor::cat(&[&cls, &tokens], 1)?.broadcast_add(&self.pos_embed)
+    }
+
+    /// Runs the ViT on `(n, 3, 384, 384)` images and returns the final-norm tokens plus the raw
+    /// outputs of blocks `hook_ids` (0-based).
+    pub fn forward(&self, x: &Tensor, hook_ids: &[usize]) -> Result<VitOutput> {
+        let mut x = self.embed(x)?;
+        let mut hooks: Vec<Option<Tensor>> = vec![None; hook_ids.len()];
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x)?;
+            for (slot, _) in hooks.iter_mut().zip(hook_ids).filter(|(_, &id)| id == i) {
+                *slot = Some(x.clone());
+            }
+        }
+        let hooks = hooks
+            .into_iter()
+            .zip(hook_ids)
+            .map(|(h, id)| h.ok_or_else(|| candle_core::Error::Msg(format!("ViT has no block {id} to hook"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(VitOutput {
+            tokens: self.norm.forward(&x)?,
+            hooks,
+        })
+    }
+
+    /// Final-norm tokens only (no hooks).
+    pub fn forward_tokens(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward(x, &[])?.tokens)
+    }
+}
+
+/// Drops the class token of `(n, 1 + g², C)` tokens and lays each image out as `(n, g, g, C)`
+/// (token `t` ↦ row `t / g`, column `t % g`), i.e. channels last.
+pub fn tokens_to_grid(tokens: &Tensor, grid: usize) -> Result<Tensor> {
+    let (n, t, c) = tokens.dims3()?;
+    if t != grid * grid + 1 {
+        candle_core::bail!("expected {} tokens per image, got {t}", grid * grid + 1);
+    }
+    tokens.narrow(1, 1, grid * grid)?.reshape((n, grid, grid, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn zero_vit() -> Vit {
+        let cfg = crate::config::DepthProConfig::tiny().patch_encoder;
+        Vit::load(&cfg, VarBuilder::zeros(DType::F32, &Device::Cpu)).unwrap()
+    }
+
+    #[test]
+    fn shapes_and_hooks() {
+        let vit = zero_vit();
+        let x = Tensor::zeros((2, 3, 384, 384), DType::F32, &Device::Cpu).unwrap();
+        let out = vit.forward(&x, &[1, 0]).unwrap();
+        assert_eq!(out.tokens.dims(), &[2, 577, 64]);
+        assert_eq!(out.hooks.len(), 2);
+        assert_eq!(out.hooks[0].dims(), &[2, 577, 64]);
+        assert!(vit.forward(&x, &[2]).is_err());
+        assert!(vit
+            .forward(
+                &Tensor::zeros((1, 3, 384, 368), DType::F32, &Device::Cpu).unwrap(),
+                &[]
+            )
+            .is_err());
+        let grid = tokens_to_grid(&out.tokens, 24).unwrap();
+        assert_eq!(grid.dims(), &[2, 24, 24, 64]);
+    }
+
+    #[test]
+    fn patch_embedding_equals_conv2d() {
+        // Reference: Candle's own conv2d with kernel = stride = 16 (what timm's PatchEmbed runs).
+        let dev = Device::Cpu;
+        let mut vit = zero_vit();
+        let w = Tensor::randn(0f32, 1.0, (64, 3, 16, 16), &dev).unwrap();
+        vit.patch_weight = w.reshape((64, 768)).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 384, 384), &dev).unwrap();
+        let ours = vit.embed(&x).unwrap().narrow(1, 1, 576).unwrap();
+        let conv = x.conv2d(&w, 0, 16, 1, 1).unwrap(); // (1, 64, 24, 24)
+        let conv = conv.flatten_from(2).unwrap().transpose(1, 2).unwrap();
+        let diff = (ours - conv)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-3, "max |diff| = {diff}"); // sums of 768 products of magnitude ~1
+    }
+}

@@ -108,6 +108,10 @@ fn ply_next_to_the_image_on_the_analytic_plane() {
         "photo.png",
         "intrinsics width=64 height=48 fx_px=50 fy_px=50 cx_px=31.5 cy_px=23.5",
         "focal_px=50 source=user",
+        "depth_source=",
+        "photo.depth.png",
+        "camera=pinhole pixel_centres=integer depth_type=z frame=opencv",
+        "points kept 3072 of 3072",
     ] {
         assert!(
             header.contains(expected),
@@ -117,7 +121,7 @@ fn ply_next_to_the_image_on_the_analytic_plane() {
     export_for_check(
         &ply,
         "plane_binary",
-        &format!("--vertices {N} --normals --colors"),
+        &format!("--vertices {N} --normals --colors --plane-z 2 --camera-facing --comment source=user"),
     );
 }
 
@@ -360,7 +364,7 @@ fn ascii_output_reads_back_the_same() {
     export_for_check(
         &dir.join("a.ply"),
         "plane_ascii",
-        &format!("--vertices {N} --normals --colors"),
+        &format!("--vertices {N} --normals --colors --format ascii --plane-z 2 --camera-facing"),
     );
 }
 
@@ -399,6 +403,11 @@ fn opengl_frame_negates_y_and_z() {
         cloud.normals.unwrap().iter().all(|n| n.z > 0.999),
         "normals still face the camera"
     );
+    export_for_check(
+        &dir.join("p.ply"),
+        "plane_opengl",
+        &format!("--vertices {N} --normals --colors --plane-z -2 --camera-facing --comment frame=opengl"),
+    );
 }
 
 #[test]
@@ -422,7 +431,11 @@ fn no_normals_leaves_them_out() {
     let header =
         String::from_utf8_lossy(&bytes[..bytes.windows(10).position(|w| w == b"end_header").unwrap()]);
     assert!(!header.contains("property float nx"), "{header}");
-    export_for_check(&ply, "plane_no_normals", &format!("--vertices {N} --colors"));
+    export_for_check(
+        &ply,
+        "plane_no_normals",
+        &format!("--vertices {N} --no-normals --colors --plane-z 2"),
+    );
 }
 
 /// Depth with a step: columns u < 32 at 2 m, u ≥ 32 at 4 m, and pixel (0, 0) without depth.
@@ -570,4 +583,50 @@ fn corrupt_exif_is_a_warning_not_a_failure() {
     let run = dir.run(["c.jpg", "--depth", "c.depth.png", "--focal-px", "50"]);
     run.assert_success().assert_stderr_has(&["depth2ply: warning: "]);
     assert_eq!(read(&dir.join("c.ply")).0.len(), N);
+}
+
+#[test]
+fn output_into_an_existing_folder_with_one_thread() {
+    let dir = TestDir::new();
+    let (_, _) = plane(&dir, "p", 2000);
+    std::fs::create_dir(dir.join("clouds")).unwrap();
+    let run = dir.run([
+        "p.png",
+        "--depth",
+        "p.depth.png",
+        "--focal-px",
+        "50",
+        "-o",
+        "clouds",
+        "--threads",
+        "1",
+    ]);
+    run.assert_success();
+    // -o names an existing folder: the PLY goes inside it, named after the image.
+    assert_eq!(read(&dir.join("clouds/p.ply")).0.len(), N);
+}
+
+#[test]
+fn rgbd_layout_with_separate_color_and_depth_folders() {
+    let dir = TestDir::new();
+    // Redwood / TUM style: color/<n>.jpg and depth/<n>.png (same stem, no `.depth` infix).
+    for (n, z_mm) in [("00000", 1000), ("00001", 2500)] {
+        write_jpeg(&dir.join(format!("color/{n}.jpg")), &gradient(W, H), None);
+        write_depth_png(&dir.join(format!("depth/{n}.png")), W, H, |_, _| z_mm);
+    }
+    let run = dir.run([
+        "color",
+        "--depth",
+        "depth",
+        "--intrinsics",
+        "50,50,31.5,23.5",
+        "-o",
+        "clouds",
+    ]);
+    run.assert_success();
+    for (n, z) in [("00000", 1.0), ("00001", 2.5)] {
+        let (cloud, _) = read(&dir.join(format!("clouds/{n}.ply")));
+        assert_eq!(cloud.len(), N);
+        assert!(cloud.positions.iter().all(|p| (p.z - z).abs() < 1e-6));
+    }
 }

@@ -193,7 +193,8 @@ fn output_that_is_a_folder_in_the_way() {
     let dir = TestDir::new();
     photo(&dir);
     write_depth_png(&dir.join("d.png"), W, H, |_, _| 2000);
-    // `p.ply` exists as a folder (with content): the PLY cannot replace it.
+    // `p.ply` exists as a folder (with content): the PLY cannot replace it. With --save-depth the
+    // .npz and the preview are written first and must be removed again.
     std::fs::create_dir_all(dir.join("out/p.ply/keep")).unwrap();
     let run = fails_cleanly(
         &dir,
@@ -206,6 +207,7 @@ fn output_that_is_a_folder_in_the_way() {
             "-o",
             "out",
             "--ascii",
+            "--save-depth",
         ],
     );
     run.assert_error_ends_with("p.ply".as_ref());

@@ -82,7 +82,7 @@ fn network_predicts_or_uses_the_known_focal_and_loads_once() {
         "EXIF focal {fb}"
     );
     assert!(
-        a_comments.iter().any(|c| c == "depth=depth-pro"),
+        a_comments.iter().any(|c| c == "depth_source=depth-pro"),
         "{a_comments:?}"
     );
     let saved = depth2ply_geometry::depth_io::load_npz_focal_px(&dir.join("out/a.npz"))

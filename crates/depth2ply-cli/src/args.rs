@@ -91,7 +91,9 @@ pub struct ConvertArgs {
     /// Depth map to use instead of the network. One input image: a file (.npz key `depth`, .npy,
     /// 16-bit .png, .pfm, .tiff) in the image's displayed orientation. Several inputs or a folder: a
     /// folder mirroring the input tree, searched for <stem>.depth.npz, <stem>.npz, <stem>.depth.npy,
-    /// <stem>.npy, <stem>.depth.pfm, <stem>.depth.tiff, <stem>.depth.tif, <stem>.depth.png (first found).
+    /// <stem>.npy, <stem>.depth.pfm, <stem>.depth.tiff, <stem>.depth.tif, <stem>.depth.png, and (only
+    /// when it is not the image's own folder) <stem>.pfm, <stem>.tiff, <stem>.tif, <stem>.png; the first
+    /// found is used.
     #[arg(long, value_name = "PATH", help_heading = "Depth")]
     pub depth: Option<PathBuf>,
 

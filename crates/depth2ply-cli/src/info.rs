@@ -59,7 +59,12 @@ pub fn run(args: &InfoArgs) -> Result<RunStatus> {
                     } else {
                         plain_line(&image, &info)
                     };
-                    writeln!(out, "{line}").context("cannot write to stdout")?;
+                    match writeln!(out, "{line}") {
+                        Ok(()) => {}
+                        // The reader stopped (`depth2ply info … | head`): not an error (as in ripgrep).
+                        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(status),
+                        Err(err) => return Err(anyhow::Error::new(err).context("cannot write to stdout")),
+                    }
                 }
                 Err(err) => {
                     let err = anyhow::Error::new(err).context("cannot inspect the image");

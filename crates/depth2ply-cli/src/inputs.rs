@@ -11,7 +11,8 @@
 //!   `.ply`, an image given as a file goes to `<out>/<file name>.ply`.
 //! - `--depth` is a file for a single input image. For folders or several inputs it is a folder
 //!   mirroring the inputs the same way; for `<rel>/<stem>.<ext>` the first existing of
-//!   [`depth_candidates`] in `<depth>/<rel>/` is used.
+//!   [`depth_candidates`] in `<depth>/<rel>/` is used, then, when that is not the image's own folder,
+//!   of [`separate_folder_depth_candidates`].
 //! - Two images that would write the same PLY are an error for the second one (e.g. `x.jpg` and `x.png`
 //!   in one folder).
 
@@ -27,8 +28,8 @@ use anyhow::{anyhow, Context, Result};
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"];
 
 /// Depth-map file names tried for an image with stem `stem`, in priority order. `.npz` first: Apple's
-/// `depth-pro-run` and `depth2ply --save-depth` write `<stem>.npz`; PNG last because `--save-depth` also
-/// writes an 8-bit `<stem>.depth.png` preview, which is not a depth map.
+/// `depth-pro-run` and `depth2ply --save-depth` write `<stem>.npz`; `.depth.png` last because
+/// `--save-depth` also writes an 8-bit `<stem>.depth.png` preview, which is not a depth map.
 pub fn depth_candidates(stem: &str) -> [String; 8] {
     [
         format!("{stem}.depth.npz"),
@@ -39,6 +40,18 @@ pub fn depth_candidates(stem: &str) -> [String; 8] {
         format!("{stem}.depth.tiff"),
         format!("{stem}.depth.tif"),
         format!("{stem}.depth.png"),
+    ]
+}
+
+/// Further names tried after [`depth_candidates`] **only when the depth folder is not the image's own
+/// folder**: RGB-D datasets keep `color/0001.jpg` next to `depth/0001.png` (Redwood, TUM after
+/// renaming). In the image's own folder these names would be other photos.
+pub fn separate_folder_depth_candidates(stem: &str) -> [String; 4] {
+    [
+        format!("{stem}.pfm"),
+        format!("{stem}.tiff"),
+        format!("{stem}.tif"),
+        format!("{stem}.png"),
     ]
 }
 
@@ -252,7 +265,7 @@ pub fn plan(request: &PlanRequest<'_>) -> Result<Vec<PlannedItem>> {
             };
             let depth = match request.depth {
                 None => DepthInput::Model,
-                Some(dir) if depth_is_dir => lookup_depth(dir, &found.relative),
+                Some(dir) if depth_is_dir => lookup_depth(dir, &found.relative, &found.image),
                 Some(file) => DepthInput::File(file.to_path_buf()),
             };
             items.push(PlannedItem {
@@ -269,16 +282,25 @@ pub fn plan(request: &PlanRequest<'_>) -> Result<Vec<PlannedItem>> {
     Ok(items)
 }
 
-fn lookup_depth(dir: &Path, relative: &Path) -> DepthInput {
+fn lookup_depth(dir: &Path, relative: &Path, image: &Path) -> DepthInput {
     let folder = relative
         .parent()
         .map(|p| dir.join(p))
         .unwrap_or_else(|| dir.to_path_buf());
     let stem = relative.file_stem().unwrap_or_default().to_string_lossy();
-    let searched: Vec<PathBuf> = depth_candidates(&stem)
-        .iter()
-        .map(|name| folder.join(name))
-        .collect();
+    let mut names = depth_candidates(&stem).to_vec();
+    let image_folder = image
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let same_folder = matches!(
+        (folder.canonicalize(), image_folder.canonicalize()),
+        (Ok(a), Ok(b)) if a == b
+    );
+    if !same_folder {
+        names.extend(separate_folder_depth_candidates(&stem));
+    }
+    let searched: Vec<PathBuf> = names.iter().map(|name| folder.join(name)).collect();
     match searched.iter().find(|p| p.is_file()) {
         Some(found) => DepthInput::File(found.clone()),
         None => DepthInput::NotFound { searched },
@@ -374,7 +396,7 @@ mod tests {
         assert_eq!(jobs[2].output_ply, out.join("b/z.ply"));
         assert_eq!(jobs[0].depth, DepthInput::File(depth.join("a.depth.png")));
         assert_eq!(jobs[2].depth, DepthInput::File(depth.join("b/z.npz")));
-        assert!(matches!(&jobs[1].depth, DepthInput::NotFound { searched } if searched.len() == 8));
+        assert!(matches!(&jobs[1].depth, DepthInput::NotFound { searched } if searched.len() == 12));
     }
 
     #[test]

@@ -36,11 +36,11 @@ impl PlyHeader<'_> {
         vec![
             format!("generator=depth2ply {}", env!("CARGO_PKG_VERSION")),
             format!("source_image={}", self.source.display()),
-            format!("depth={}", self.depth_from),
+            format!("depth_source={}", self.depth_from),
             intrinsics_comment(self.intrinsics),
             focal_comment(&self.focal),
             format!(
-                "camera=pinhole pixel_centres=integer depth=z frame={} (opencv: +X right +Y down +Z forward; \
+                "camera=pinhole pixel_centres=integer depth_type=z frame={} (opencv: +X right +Y down +Z forward; \
                  opengl: +X right +Y up -Z forward)",
                 self.frame.as_str()
             ),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use depth2ply_geometry::backproject::{cloud_from_depth, CloudConfig};
 use depth2ply_geometry::depth_io::{load_depth, write_depth_npz, DepthLoadOptions};
+use depth2ply_geometry::exif::focal_from_exif;
 use depth2ply_geometry::filter::DropReport;
 use depth2ply_geometry::photo::{load_photo, Photo};
 use depth2ply_geometry::{DepthMap, FocalLength, FocalSource, Intrinsics, PointCloud};
@@ -90,7 +91,12 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
     let start = Instant::now();
     let image = &job.image;
     let photo = load_photo(image).context("cannot load the image")?;
-    for warning in &photo.warnings {
+    // With the camera given by the user, why EXIF gave no focal length does not matter.
+    let irrelevant = match config.camera {
+        Some(_) => focal_from_exif(&photo.exif, photo.size).warnings,
+        None => Vec::new(),
+    };
+    for warning in photo.warnings.iter().filter(|w| !irrelevant.contains(w)) {
         reporter.warning(image, warning);
     }
     let load_time = start.elapsed();
@@ -205,19 +211,23 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
     };
     output::ensure_parent(&job.output_ply)?;
     output::refuse_overwriting_inputs(&job.output_ply, &protected)?;
-    let mut extra_outputs = Vec::new();
-    if config.save_depth {
+    let extra_outputs = if config.save_depth {
         let (npz, preview) = job.depth_outputs();
         output::refuse_overwriting_inputs(&npz, &protected)?;
         output::refuse_overwriting_inputs(&preview, &protected)?;
-        write_depth_npz(&npz, &depth, focal.focal_px)
-            .with_context(|| format!("cannot save the depth map of {}", image.display()))?;
-        output::write_preview(&preview, &depth)
-            .with_context(|| format!("cannot save the depth preview of {}", image.display()))?;
-        extra_outputs.extend([npz, preview]);
+        vec![npz, preview]
+    } else {
+        Vec::new()
+    };
+    // Each file is written atomically; if a later one fails, the earlier ones of this image are removed
+    // again, so that a failed image leaves no partial set of outputs.
+    let mut written = Vec::new();
+    if let Err(err) = write_outputs(job, &cloud, &header, &depth, &extra_outputs, config, &mut written) {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(err.context(format!("cannot write the outputs for {}", image.display())));
     }
-    output::write_cloud(&job.output_ply, &cloud, &header, config.ascii)
-        .with_context(|| format!("cannot write the PLY for {}", image.display()))?;
 
     let done = Done {
         points: cloud.len(),
@@ -231,7 +241,29 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
         inference_time,
         total_time: start.elapsed(),
     };
-    print_summary(image, &cloud, &done, reporter);
+    print_summary(image, &done, reporter);
+    Ok(())
+}
+
+/// Writes the depth map and its preview (when `extras` holds their paths), then the PLY, recording in
+/// `written` each file that is complete.
+fn write_outputs(
+    job: &Job,
+    cloud: &PointCloud,
+    header: &output::PlyHeader<'_>,
+    depth: &DepthMap,
+    extras: &[PathBuf],
+    config: &RunConfig,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    if let [npz, preview] = extras {
+        write_depth_npz(npz, depth, header.focal.focal_px)?;
+        written.push(npz.clone());
+        output::write_preview(preview, depth)?;
+        written.push(preview.clone());
+    }
+    output::write_cloud(&job.output_ply, cloud, header, config.ascii)?;
+    written.push(job.output_ply.clone());
     Ok(())
 }
 
@@ -269,7 +301,7 @@ fn read_depth(path: &Path, photo: &Photo, config: &RunConfig) -> Result<DepthMap
     Ok(depth)
 }
 
-fn print_summary(image: &Path, _cloud: &PointCloud, done: &Done, reporter: &Reporter) {
+fn print_summary(image: &Path, done: &Done, reporter: &Reporter) {
     if reporter.verbosity() == Verbosity::Quiet {
         return;
     }

@@ -8,8 +8,8 @@
 //! pipeline_peak --rgb RGB.png --depth DEPTH.png --focal-px F [--scale UNITS_PER_M] [--out FILE.ply]
 //!     inputs from files (depth through `load_depth`, scale default 1000), principal point at the centre
 //! pipeline_peak --write-inputs DIR [--width W --height H]
-//!     writes the synthetic scene as DIR/rgb.png, DIR/depth.png (16-bit millimetres, 0 = no depth) and
-//!     DIR/camera.json, then exits
+//!     writes the synthetic scene as DIR/rgb.png, DIR/depth.png (16-bit millimetres, 0 = no depth),
+//!     DIR/depth.npz (float32 metres + focallength_px, Apple's layout) and DIR/camera.json, then exits
 //! ```
 //!
 //! Output: one `key=value` per line (`load_s`, `cloud_s`, `write_s`, `wall_s`, `points`, `ply_bytes`,
@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use depth2ply_geometry::{
-    cloud_from_depth, load_depth, write_ply_file, CloudConfig, DepthLoadOptions, ImageSize, Intrinsics,
-    PlyWriteOptions,
+    cloud_from_depth, load_depth, write_depth_npz, write_ply_file, CloudConfig, DepthLoadOptions, ImageSize,
+    Intrinsics, PlyWriteOptions,
 };
 
 struct Args {
@@ -93,6 +93,8 @@ fn write_inputs(dir: &Path, size: ImageSize) -> Result<(), Box<dyn Error>> {
         .ok_or("depth buffer size")?
         .save(dir.join("depth.png"))?;
     let k = scene.intrinsics;
+    // The same depth as Apple's `depth-pro-run` would save it (float32 metres), plus the focal length.
+    write_depth_npz(&dir.join("depth.npz"), &scene.depth, k.fx_px)?;
     let json = format!(
         "{{\"width\": {}, \"height\": {}, \"fx_px\": {}, \"fy_px\": {}, \"cx_px\": {}, \"cy_px\": {}, \
          \"depth_scale_units_per_m\": 1000}}\n",

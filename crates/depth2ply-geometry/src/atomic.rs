@@ -213,6 +213,19 @@ mod tests {
         assert!(err.to_string().ends_with(&path.display().to_string()), "{err}");
     }
 
+    #[test]
+    fn parent_that_is_a_file_is_an_error() {
+        // Fails for every user, root included (unlike a read-only directory).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, b"keep").unwrap();
+        let path = file.join("out.bin");
+        let err = write_atomically(&path, |w| w.write_all(b"x")).unwrap_err();
+        assert!(matches!(err, AtomicWriteError::CreateTemp { .. }), "{err:?}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        assert!(err.to_string().ends_with(&path.display().to_string()), "{err}");
+    }
+
     #[cfg(unix)]
     #[test]
     fn unwritable_directory_is_an_error() {

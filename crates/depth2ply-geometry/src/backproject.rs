@@ -164,10 +164,9 @@ struct GridPass<'a> {
     max_depth_m: f32,
     flying_rtol: Option<f32>,
     edge_rtol: f32,
-    /// Whether pass 1 checks that a grid normal exists (points without one are dropped only when the
-    /// grid normals are attached or the grazing cut needs them).
-    normal_in_pass1: bool,
-    drop_without_normal: bool,
+    /// Drop pixels without a usable neighbour pair for the grid normal (only when grid normals are
+    /// attached or the grazing cut needs them, and `drop_without_normal` is set).
+    drop_without_tangents: bool,
     /// `cos(max_view_angle)`: a point is dropped when `n · (−p̂)` is below it.
     min_view_cos: Option<f32>,
 }
@@ -208,18 +207,7 @@ impl GridPass<'_> {
                 return FLYING;
             }
         }
-        if self.normal_in_pass1
-            && self.drop_without_normal
-            && !has_tangent_pair(
-                self.depth,
-                self.rays.width(),
-                self.rays.height(),
-                u,
-                v,
-                z,
-                self.edge_rtol,
-            )
-        {
+        if self.drop_without_tangents && !has_tangent_pair(self.rays, self.depth, u, v, z, self.edge_rtol) {
             return NO_NORMAL;
         }
         if let Some(min_cos) = self.min_view_cos {
@@ -379,9 +367,8 @@ pub fn cloud_from_depth(
         max_depth_m: filter.max_depth_m,
         flying_rtol: filter.flying_pixel_rtol,
         edge_rtol: config.normals.edge_rtol,
-        normal_in_pass1: filter.max_view_angle_deg.is_some()
-            || (filter.drop_without_normal && grid_normals_out),
-        drop_without_normal: filter.drop_without_normal,
+        drop_without_tangents: filter.drop_without_normal
+            && (grid_normals_out || filter.max_view_angle_deg.is_some()),
         min_view_cos: filter.max_view_angle_deg.map(|deg| deg.to_radians().cos()),
     };
     let width = size.width as usize;

@@ -1017,10 +1017,13 @@ fn load_pfm<R: io::BufRead + Seek>(
         &mut values,
         ctx,
     )?;
-    // PFM stores the bottom row first.
-    let row = size.width as usize;
-    let flipped = values.chunks_exact(row).rev().flatten().copied().collect();
-    ctx.depth_map(size, flipped)
+    // PFM stores the bottom row first; swap rows in place (no second 12 MP buffer).
+    let (w, h) = (size.width as usize, size.height as usize);
+    for r in 0..h / 2 {
+        let (top, bottom) = values.split_at_mut((h - 1 - r) * w);
+        top[r * w..(r + 1) * w].swap_with_slice(&mut bottom[..w]);
+    }
+    ctx.depth_map(size, values)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -145,14 +145,14 @@ fn neighbour(depth: &[f32], inside: bool, j: usize) -> f32 {
 /// i.e. whether [`grid_normal`] can form two tangents. Cheaper than computing the normal.
 #[inline]
 pub(crate) fn has_tangent_pair(
+    rays: &PixelRays,
     depth: &[f32],
-    width: usize,
-    height: usize,
     u: usize,
     v: usize,
     z: f32,
     edge_rtol: f32,
 ) -> bool {
+    let (width, height) = (rays.width(), rays.height());
     let i = v * width + u;
     let max_step = edge_rtol * z;
     let ok = |inside: bool, j: usize| inside && usable(depth[j], z, max_step);

@@ -470,6 +470,15 @@ pub fn read_ply(path: &Path) -> Result<(PointCloud, Vec<String>), PlyError> {
     let file = File::open(path).map_err(read_err)?;
     let file_len = file.metadata().map_err(read_err)?.len();
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file));
+    // Say "not a PLY" for other files instead of the parser's complaint about their first line.
+    let head = reader.get_mut().fill_buf().map_err(read_err)?;
+    if !(head.starts_with(b"ply\n") || head.starts_with(b"ply\r")) {
+        let detail = "the file does not start with the `ply` signature line".to_string();
+        return Err(PlyError::Parse {
+            detail,
+            path: path.to_path_buf(),
+        });
+    }
     let vertex_parser = Parser::<VertexRecord>::new();
     let header = vertex_parser
         .read_header(&mut reader)

@@ -99,6 +99,9 @@ where
     let cols = axis_weights(from.width as usize, to.width as usize);
     let out_w = to.width as usize;
     let out_h = to.height as usize;
+    if out_w == 0 || out_h == 0 {
+        return;
+    }
     out[..planes * out_h * out_w]
         .par_chunks_mut(out_w)
         .enumerate()
@@ -119,7 +122,7 @@ where
 /// PyTorch-exact `F.interpolate(mode="bilinear", align_corners=False, antialias=False)` of
 /// `channels` planar row-major planes (`channels × from.height × from.width`) to `to`.
 ///
-/// Panics are impossible: a `src` shorter than `channels · from` pixels gives an empty result.
+/// A `src` shorter than `channels · from` pixels (or an empty `from`) gives an empty result.
 pub fn resize_bilinear(src: &[f32], channels: usize, from: ImageSize, to: ImageSize) -> Vec<f32> {
     let plane = from.pixel_count();
     if src.len() < channels * plane || plane == 0 {
@@ -250,6 +253,7 @@ mod tests {
         // Output (x=5, y=5): src x = 0.5·5.5 − 0.5 = 2.25, src y = 2.25 → 2·2.25 + 3·2.25.
         assert!((out[5 * 20 + 5] - 11.25).abs() < 1e-5);
         assert!(resize_bilinear(&src[..10], 1, from, to).is_empty());
+        assert!(resize_bilinear(&src, 1, from, ImageSize::new(0, 3)).is_empty());
     }
 
     #[test]

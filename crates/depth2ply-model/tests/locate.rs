@@ -154,6 +154,9 @@ mod hub {
     use std::net::{TcpListener, TcpStream};
     use std::sync::{Arc, Mutex};
 
+    /// Path and `Range` header of one request.
+    type Logged = (String, Option<String>);
+
     /// How the fake server misbehaves.
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Mode {
@@ -171,7 +174,7 @@ mod hub {
     /// serves the bytes with Range support. Records the path and Range header of every request.
     struct FakeHub {
         endpoint: String,
-        log: Arc<Mutex<Vec<(String, Option<String>)>>>,
+        log: Arc<Mutex<Vec<Logged>>>,
         /// Paths of the requests that carried an `Authorization` header.
         authorized: Arc<Mutex<Vec<String>>>,
     }
@@ -204,7 +207,7 @@ mod hub {
             }
         }
 
-        fn log(&self) -> Vec<(String, Option<String>)> {
+        fn log(&self) -> Vec<Logged> {
             self.log.lock().unwrap().clone()
         }
     }
@@ -213,7 +216,7 @@ mod hub {
         mut stream: TcpStream,
         data: &[u8],
         mode: Mode,
-        (log, authorized): (&Mutex<Vec<(String, Option<String>)>>, &Mutex<Vec<String>>),
+        (log, authorized): (&Mutex<Vec<Logged>>, &Mutex<Vec<String>>),
         file_requests: &mut usize,
     ) -> std::io::Result<()> {
         let mut reader = BufReader::new(stream.try_clone()?);

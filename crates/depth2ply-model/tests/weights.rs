@@ -485,6 +485,10 @@ fn full_checkpoint_loads_strictly() {
     let w = load_weights(&path, DType::F32, &Device::Cpu).unwrap();
     let loaded = start.elapsed();
     assert_eq!((w.len(), w.parameter_count()), (1119, 951_991_330));
-    w.build_strict(|vb| DepthProNetwork::load(&DepthProConfig::full(), vb)).unwrap();
-    eprintln!("loaded in {loaded:.2?}, built in {:.2?}", start.elapsed() - loaded);
+    w.build_strict(|vb| DepthProNetwork::load(&DepthProConfig::full(), vb))
+        .unwrap();
+    eprintln!(
+        "loaded in {loaded:.2?}, built in {:.2?}",
+        start.elapsed() - loaded
+    );
 }

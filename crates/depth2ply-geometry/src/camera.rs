@@ -33,7 +33,10 @@ impl ImageSize {
 
     /// The same image turned by 90°: width and height swapped.
     pub const fn transposed(&self) -> Self {
-        Self { width: self.height, height: self.width }
+        Self {
+            width: self.height,
+            height: self.width,
+        }
     }
 
     /// Length of the diagonal in pixels, `√(W² + H²)`.
@@ -110,7 +113,9 @@ pub enum CameraError {
         cy: f64,
     },
     /// A field of view outside the open interval (0°, 180°).
-    #[error("invalid horizontal field of view {fov_deg}°: it must be finite and strictly between 0° and 180°")]
+    #[error(
+        "invalid horizontal field of view {fov_deg}°: it must be finite and strictly between 0° and 180°"
+    )]
     InvalidFov {
         /// The rejected angle in degrees.
         fov_deg: f64,
@@ -159,9 +164,20 @@ impl Intrinsics {
         }
         let focal_ok = |f: f64| f.is_finite() && f > 0.0;
         if !(focal_ok(fx_px) && focal_ok(fy_px) && cx_px.is_finite() && cy_px.is_finite()) {
-            return Err(CameraError::InvalidIntrinsics { fx: fx_px, fy: fy_px, cx: cx_px, cy: cy_px });
+            return Err(CameraError::InvalidIntrinsics {
+                fx: fx_px,
+                fy: fy_px,
+                cx: cx_px,
+                cy: cy_px,
+            });
         }
-        Ok(Self { size, fx_px, fy_px, cx_px, cy_px })
+        Ok(Self {
+            size,
+            fx_px,
+            fy_px,
+            cx_px,
+            cy_px,
+        })
     }
 
     /// Square pixels with focal `focal_px` and the principal point at the image centre
@@ -190,7 +206,11 @@ impl Intrinsics {
     /// Camera-frame point (OpenCV) of the pixel `(u, v)` seen at z-depth `depth_m`.
     #[inline]
     pub fn camera_from_pixel(&self, u: f64, v: f64, depth_m: f64) -> [f64; 3] {
-        [(u - self.cx_px) * depth_m / self.fx_px, (v - self.cy_px) * depth_m / self.fy_px, depth_m]
+        [
+            (u - self.cx_px) * depth_m / self.fx_px,
+            (v - self.cy_px) * depth_m / self.fy_px,
+            depth_m,
+        ]
     }
 
     /// Pixel `(u, v)` onto which a camera-frame point (OpenCV) projects, or `None` when `z ≤ 0`.

@@ -27,7 +27,10 @@ impl DepthMap {
     /// Wraps a row-major buffer of z-depths in metres.
     pub fn new(size: ImageSize, depth_m: Vec<f32>) -> Result<Self, DepthSizeMismatch> {
         if depth_m.len() != size.pixel_count() {
-            return Err(DepthSizeMismatch { size, len: depth_m.len() });
+            return Err(DepthSizeMismatch {
+                size,
+                len: depth_m.len(),
+            });
         }
         Ok(Self { size, depth_m })
     }
@@ -76,8 +79,11 @@ mod tests {
 
     #[test]
     fn validity_and_access() {
-        let d = DepthMap::new(ImageSize::new(3, 2), vec![1.0, 0.0, -1.0, f32::NAN, f32::INFINITY, 2.5])
-            .unwrap();
+        let d = DepthMap::new(
+            ImageSize::new(3, 2),
+            vec![1.0, 0.0, -1.0, f32::NAN, f32::INFINITY, 2.5],
+        )
+        .unwrap();
         assert_eq!(d.valid_count(), 2);
         assert_eq!(d.get(2, 1), Some(2.5));
         assert_eq!(d.get(3, 0), None);

@@ -7,29 +7,31 @@
 //! - Units are suffixes: `_px` pixels, `_m` metres, `_deg` degrees.
 //! - Sizes are [`ImageSize`] `{ width, height }`, buffers row-major.
 
+pub mod atomic;
+pub mod backproject;
 pub mod camera;
 pub mod cloud;
 pub mod depth;
+pub mod depth_io;
 pub mod exif;
-pub mod photo;
-pub mod backproject;
 pub mod filter;
 pub mod normals;
-pub mod atomic;
-pub mod depth_io;
+pub mod photo;
 pub mod ply;
 pub mod preview;
 
+pub use atomic::{write_atomically, AtomicWriteError};
+pub use backproject::{cloud_from_depth, CloudConfig, CloudError};
 pub use camera::{CameraError, FocalLength, FocalSource, ImageSize, Intrinsics};
 pub use cloud::{Frame, PointCloud};
 pub use depth::DepthMap;
+pub use depth_io::{
+    load_depth, write_depth_npy, write_depth_npz, DepthFormat, DepthIoError, DepthLoadOptions,
+};
 pub use exif::{focal_from_exif, read_exif, ExifInfo, Orientation};
-pub use photo::{inspect_photo, load_photo, Photo, PhotoError, PhotoInfo, PhotoLimits};
-pub use backproject::{cloud_from_depth, CloudConfig, CloudError};
 pub use filter::{DropReason, DropReport, FilterConfig, FilterError, StatisticalOutlierConfig};
+pub use nalgebra;
 pub use normals::{KnnNormalConfig, NormalConfig, NormalError};
-pub use atomic::{write_atomically, AtomicWriteError};
-pub use depth_io::{load_depth, write_depth_npy, write_depth_npz, DepthFormat, DepthIoError, DepthLoadOptions};
+pub use photo::{inspect_photo, load_photo, Photo, PhotoError, PhotoInfo, PhotoLimits};
 pub use ply::{read_ply, write_ply, write_ply_file, PlyEncoding, PlyError, PlyWriteOptions};
 pub use preview::inverse_depth_preview;
-pub use nalgebra;

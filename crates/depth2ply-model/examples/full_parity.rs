@@ -15,14 +15,19 @@ use std::time::Instant;
 
 use depth2ply_geometry::depth_io::{load_depth, DepthLoadOptions};
 use depth2ply_geometry::DepthMap;
-use depth2ply_model::{DepthProConfig, DepthPro, DeviceChoice};
+use depth2ply_model::{DepthPro, DepthProConfig, DeviceChoice};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// Largest `|a − b| / |b|` over all pixels, and the mean of the same.
 fn relative_diff(ours: &DepthMap, reference: &DepthMap) -> Result<(f64, f64)> {
     if ours.size() != reference.size() {
-        return Err(format!("size {} differs from the reference {}", ours.size(), reference.size()).into());
+        return Err(format!(
+            "size {} differs from the reference {}",
+            ours.size(),
+            reference.size()
+        )
+        .into());
     }
     let (mut max, mut sum) = (0f64, 0f64);
     for (&a, &b) in ours.as_slice().iter().zip(reference.as_slice()) {
@@ -36,14 +41,21 @@ fn relative_diff(ours: &DepthMap, reference: &DepthMap) -> Result<(f64, f64)> {
 /// Reads a number from the flat `reference.json` written by the script (no JSON dependency needed).
 fn json_number(text: &str, key: &str) -> Result<f64> {
     let pattern = format!("\"{key}\":");
-    let start = text.find(&pattern).ok_or_else(|| format!("reference.json has no {key}"))? + pattern.len();
+    let start = text
+        .find(&pattern)
+        .ok_or_else(|| format!("reference.json has no {key}"))?
+        + pattern.len();
     let rest = text[start..].trim_start();
     let end = rest.find([',', '\n', '}']).unwrap_or(rest.len());
     Ok(rest[..end].trim().parse()?)
 }
 
 fn main() -> Result<()> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "target/full-parity".into()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/full-parity".into()),
+    );
     let reference_json = std::fs::read_to_string(dir.join("reference.json"))?;
     let fov_ref = json_number(&reference_json, "fov_deg")?;
     let focal_ref = json_number(&reference_json, "focal_px_pred")?;
@@ -53,7 +65,11 @@ fn main() -> Result<()> {
     let (depth_pred_ref, depth_given_ref) = (load("depth_pred_fov.npy")?, load("depth_given_focal.npy")?);
 
     let t = Instant::now();
-    let model = DepthPro::load(&dir.join("depth_pro.pt"), &DepthProConfig::full(), DeviceChoice::Cpu)?;
+    let model = DepthPro::load(
+        &dir.join("depth_pro.pt"),
+        &DepthProConfig::full(),
+        DeviceChoice::Cpu,
+    )?;
     let load_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -66,9 +82,17 @@ fn main() -> Result<()> {
     let (max_pred, mean_pred) = relative_diff(&predicted.depth, &depth_pred_ref)?;
     let (max_given, mean_given) = relative_diff(&given.depth, &depth_given_ref)?;
     let fov = predicted.fov_deg.unwrap_or(f64::NAN);
-    println!("image {}x{}, weights {}", image.width(), image.height(), dir.join("depth_pro.pt").display());
+    println!(
+        "image {}x{}, weights {}",
+        image.width(),
+        image.height(),
+        dir.join("depth_pro.pt").display()
+    );
     println!("load {load_s:.1} s, infer with FOV head {infer_fov_s:.1} s, infer with given focal {infer_given_s:.1} s");
-    println!("fov_deg ours {fov:.6} reference {fov_ref:.6} rel diff {:.3e}", ((fov - fov_ref) / fov_ref).abs());
+    println!(
+        "fov_deg ours {fov:.6} reference {fov_ref:.6} rel diff {:.3e}",
+        ((fov - fov_ref) / fov_ref).abs()
+    );
     println!(
         "focal_px ours {:.4} reference {focal_ref:.4} rel diff {:.3e}",
         predicted.focal_px,

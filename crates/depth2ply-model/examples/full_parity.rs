@@ -19,8 +19,23 @@ use depth2ply_model::{DepthPro, DepthProConfig, DeviceChoice};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// Largest `|a − b| / |b|` over all pixels, and the mean of the same.
-fn relative_diff(ours: &DepthMap, reference: &DepthMap) -> Result<(f64, f64)> {
+/// Depth agreement statistics against the reference.
+struct Agreement {
+    /// Largest `|a − b| / |b|` over all pixels.
+    max_rel: f64,
+    /// Mean of the same.
+    mean_rel: f64,
+    /// Fraction of pixels whose relative difference exceeds 1e-4.
+    frac_above_1e4: f64,
+    /// Largest relative difference over pixels whose inverse depth is at least 1 % of the image's
+    /// largest (depth within 100× of the nearest point): where `1/x` does not amplify tiny absolute
+    /// errors of a near-zero canonical inverse depth.
+    max_rel_well_conditioned: f64,
+    /// Largest `|1/a − 1/b|` divided by the largest reference inverse depth.
+    max_inverse_abs_over_max: f64,
+}
+
+fn agreement(ours: &DepthMap, reference: &DepthMap) -> Result<Agreement> {
     if ours.size() != reference.size() {
         return Err(format!(
             "size {} differs from the reference {}",
@@ -29,13 +44,35 @@ fn relative_diff(ours: &DepthMap, reference: &DepthMap) -> Result<(f64, f64)> {
         )
         .into());
     }
-    let (mut max, mut sum) = (0f64, 0f64);
-    for (&a, &b) in ours.as_slice().iter().zip(reference.as_slice()) {
-        let d = ((a as f64 - b as f64) / b as f64).abs();
-        max = max.max(d);
-        sum += d;
+    let max_inverse = reference
+        .as_slice()
+        .iter()
+        .map(|&z| 1.0 / z as f64)
+        .fold(0.0, f64::max);
+    let mut a = Agreement {
+        max_rel: 0.0,
+        mean_rel: 0.0,
+        frac_above_1e4: 0.0,
+        max_rel_well_conditioned: 0.0,
+        max_inverse_abs_over_max: 0.0,
+    };
+    for (&o, &r) in ours.as_slice().iter().zip(reference.as_slice()) {
+        let (o, r) = (o as f64, r as f64);
+        let rel = ((o - r) / r).abs();
+        a.max_rel = a.max_rel.max(rel);
+        a.mean_rel += rel;
+        a.frac_above_1e4 += f64::from(u8::from(rel > 1e-4));
+        if 1.0 / r >= 0.01 * max_inverse {
+            a.max_rel_well_conditioned = a.max_rel_well_conditioned.max(rel);
+        }
+        a.max_inverse_abs_over_max = a
+            .max_inverse_abs_over_max
+            .max((1.0 / o - 1.0 / r).abs() / max_inverse);
     }
-    Ok((max, sum / ours.as_slice().len() as f64))
+    let n = ours.as_slice().len() as f64;
+    a.mean_rel /= n;
+    a.frac_above_1e4 /= n;
+    Ok(a)
 }
 
 /// Reads a number from the flat `reference.json` written by the script (no JSON dependency needed).
@@ -79,8 +116,8 @@ fn main() -> Result<()> {
     let given = model.infer(&image, Some(focal_given))?;
     let infer_given_s = t.elapsed().as_secs_f64();
 
-    let (max_pred, mean_pred) = relative_diff(&predicted.depth, &depth_pred_ref)?;
-    let (max_given, mean_given) = relative_diff(&given.depth, &depth_given_ref)?;
+    let pred = agreement(&predicted.depth, &depth_pred_ref)?;
+    let given_agreement = agreement(&given.depth, &depth_given_ref)?;
     let fov = predicted.fov_deg.unwrap_or(f64::NAN);
     println!(
         "image {}x{}, weights {}",
@@ -98,7 +135,19 @@ fn main() -> Result<()> {
         predicted.focal_px,
         ((predicted.focal_px - focal_ref) / focal_ref).abs()
     );
-    println!("depth (predicted FOV): max rel diff {max_pred:.3e}, mean {mean_pred:.3e}");
-    println!("depth (given focal {focal_given} px): max rel diff {max_given:.3e}, mean {mean_given:.3e}");
+    for (what, a) in [
+        ("predicted FOV".to_string(), pred),
+        (format!("given focal {focal_given} px"), given_agreement),
+    ] {
+        println!(
+            "depth ({what}): max rel diff {:.3e}, mean {:.3e}, pixels above 1e-4: {:.4}%, max rel diff where \
+             inverse depth >= 1% of its max: {:.3e}, max |inverse depth diff| / max inverse depth: {:.3e}",
+            a.max_rel,
+            a.mean_rel,
+            100.0 * a.frac_above_1e4,
+            a.max_rel_well_conditioned,
+            a.max_inverse_abs_over_max
+        );
+    }
     Ok(())
 }

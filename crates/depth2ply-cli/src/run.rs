@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use depth2ply_geometry::backproject::{cloud_from_depth, CloudConfig};
 use depth2ply_geometry::depth_io::{load_depth, write_depth_npz, DepthLoadOptions};
-use depth2ply_geometry::exif::focal_from_exif;
+use depth2ply_geometry::exif::{focal_from_exif, NO_EXIF_WARNING};
 use depth2ply_geometry::filter::DropReport;
 use depth2ply_geometry::photo::{load_photo, Photo};
 use depth2ply_geometry::{DepthMap, FocalLength, FocalSource, Intrinsics, PointCloud};
@@ -20,7 +20,7 @@ use crate::summary::{format_duration, format_peak_memory, Reporter, RunStatus, V
 /// Runs the default job over every input. Per-image failures are reported and make the status
 /// [`RunStatus::SomeFailed`]; only usage errors abort the run.
 pub fn run(config: &RunConfig) -> Result<RunStatus> {
-    configure_threads(config.threads);
+    configure_threads(config.threads)?;
     let items = inputs::plan(&PlanRequest {
         inputs: &config.inputs,
         output: config.output.as_deref(),
@@ -55,22 +55,13 @@ pub fn run(config: &RunConfig) -> Result<RunStatus> {
     })
 }
 
-/// Sets the worker count for rayon (geometry) and candle (network) before either starts its pool.
-/// Default: `$RAYON_NUM_THREADS` if set, else all physical cores (candle's own default too).
-fn configure_threads(threads: Option<usize>) {
-    let threads = threads.or_else(|| {
-        std::env::var("RAYON_NUM_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-    });
-    let threads = threads.unwrap_or_else(num_cpus::get_physical).max(1);
-    // candle reads RAYON_NUM_THREADS for its matmul thread count; nothing has started a pool yet.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    // Fails only if the global pool already exists, which cannot happen this early.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
+/// Sets one thread count for everything (geometry on rayon; the network's gemm, convolutions and
+/// element-wise ops: see `depth2ply_model::runtime`) before any pool starts. Default:
+/// `$RAYON_NUM_THREADS` if set, else all physical cores.
+fn configure_threads(threads: Option<usize>) -> Result<()> {
+    let threads = threads.unwrap_or_else(depth2ply_model::runtime::default_threads);
+    depth2ply_model::runtime::set_threads(threads).context("could not set the thread count")?;
+    Ok(())
 }
 
 /// What was done for one image, for its summary line.
@@ -91,12 +82,15 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
     let start = Instant::now();
     let image = &job.image;
     let photo = load_photo(image).context("cannot load the image")?;
-    // With the camera given by the user, why EXIF gave no focal length does not matter.
+    // With the camera given by the user, why EXIF gave no focal length does not matter, nor that
+    // there is no EXIF at all (without it the pixels are used as stored, the usual case for PNG).
     let irrelevant = match config.camera {
         Some(_) => focal_from_exif(&photo.exif, photo.size).warnings,
         None => Vec::new(),
     };
-    for warning in photo.warnings.iter().filter(|w| !irrelevant.contains(w)) {
+    let leave_out =
+        |w: &&String| irrelevant.contains(w) || config.camera.is_some() && w.starts_with(NO_EXIF_WARNING);
+    for warning in photo.warnings.iter().filter(|w| !leave_out(w)) {
         reporter.warning(image, warning);
     }
     let load_time = start.elapsed();

@@ -54,6 +54,10 @@ use image::{ImageBuffer, Pixel};
 
 use crate::camera::{horizontal_fov_deg, FocalLength, FocalSource, ImageSize};
 
+/// How the warning for a photo without readable EXIF starts (callers that know the camera anyway can
+/// leave it out).
+pub const NO_EXIF_WARNING: &str = "no EXIF metadata";
+
 /// Smallest horizontal field of view (degrees) accepted from EXIF; narrower means a bogus focal length.
 pub const MIN_PLAUSIBLE_HFOV_DEG: f64 = 5.0;
 /// Largest horizontal field of view (degrees) accepted from EXIF; wider is not a pinhole camera.
@@ -374,7 +378,7 @@ fn info_from_result(result: Result<::exif::Exif, ::exif::Error>) -> ExifInfo {
                 other => format!("the EXIF block could not be read ({other})"),
             };
             warnings.push(format!(
-                "no EXIF metadata: {why}; orientation is taken as normal and the focal length must come \
+                "{NO_EXIF_WARNING}: {why}; orientation is taken as normal and the focal length must come \
                  from elsewhere"
             ));
             ExifInfo {

@@ -14,6 +14,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::DepthProConfig;
 use crate::encoder::Encodings;
+use crate::kernels::{self, Conv3x3Algorithm, Conv3x3Options, HeadTail, ResidualTail, ResidualUnit};
 use crate::network::{Conv1x1, Conv2d, ConvTranspose2x2};
 
 /// Pre-activation residual unit (`resnet{1,2}`): `x + residual.3(relu(residual.1(relu(x))))`.
@@ -33,10 +34,34 @@ impl ResidualBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let delta = self.conv2.forward(&self.conv1.forward(&x.relu()?)?.relu()?)?;
-        x + delta
+    /// `tail(skip + (x + residual(x)))` ([`kernels::residual_block`]: streamed in row bands on the
+    /// CPU, so `relu(conv1(relu(x)))` never exists in full).
+    fn forward(
+        &self,
+        x: &Tensor,
+        skip: Option<&Tensor>,
+        tail: &ResidualTail<'_>,
+        algorithm: Conv3x3Algorithm,
+    ) -> Result<Tensor> {
+        let unit = ResidualUnit {
+            conv1_weight: self.conv1.weight(),
+            conv1_bias: self.conv1.bias(),
+            conv2_weight: self.conv2.weight(),
+            conv2_bias: self.conv2.bias(),
+        };
+        kernels::residual_block(x, &unit, skip, tail, algorithm)
     }
+}
+
+/// The layer after `resnet2` in a fusion block.
+#[derive(Debug, Clone)]
+enum FusionTail {
+    /// `out_conv` alone (`fusions[0]`, no deconv).
+    Conv1x1(Conv1x1),
+    /// `out_conv ∘ deconv` folded into one transposed convolution (see
+    /// [`ConvTranspose2x2::then_conv1x1`]): the 1×1 convolution at the doubled resolution
+    /// disappears (77 GFLOP at 768² for `fusions[1]`).
+    ConvTranspose(ConvTranspose2x2),
 }
 
 /// `FeatureFusionBlock2d` (batch norm off). `resnet1` only runs when the block gets a skip input, i.e.
@@ -45,34 +70,49 @@ impl ResidualBlock {
 struct FusionBlock {
     resnet1: ResidualBlock,
     resnet2: ResidualBlock,
-    deconv: Option<ConvTranspose2x2>,
-    out_conv: Conv1x1,
+    tail: FusionTail,
 }
 
 impl FusionBlock {
     fn load(dim: usize, deconv: bool, vb: VarBuilder) -> Result<Self> {
+        let out_conv = Conv1x1::load(dim, dim, true, vb.pp("out_conv"))?;
+        let tail = if deconv {
+            let deconv = ConvTranspose2x2::load(dim, dim, false, vb.pp("deconv"))?;
+            FusionTail::ConvTranspose(deconv.then_conv1x1(&out_conv)?)
+        } else {
+            FusionTail::Conv1x1(out_conv)
+        };
         Ok(Self {
             resnet1: ResidualBlock::load(dim, vb.pp("resnet1"))?,
             resnet2: ResidualBlock::load(dim, vb.pp("resnet2"))?,
-            deconv: if deconv {
-                Some(ConvTranspose2x2::load(dim, dim, false, vb.pp("deconv"))?)
-            } else {
-                None
-            },
-            out_conv: Conv1x1::load(dim, dim, true, vb.pp("out_conv"))?,
+            tail,
         })
     }
 
-    fn forward(&self, x0: &Tensor, x1: Option<&Tensor>) -> Result<Tensor> {
+    /// `out_conv(deconv?(resnet2(x0 (+ resnet1(x1)))))`. Takes the inputs by value so that they are
+    /// freed (when not shared) before `resnet2` runs.
+    fn forward(&self, x0: Tensor, x1: Option<Tensor>, algorithm: Conv3x3Algorithm) -> Result<Tensor> {
         let x = match x1 {
-            Some(x1) => (x0 + self.resnet1.forward(x1)?)?,
-            None => x0.clone(),
+            Some(x1) => {
+                let x = self
+                    .resnet1
+                    .forward(&x1, Some(&x0), &ResidualTail::None, algorithm)?;
+                drop((x0, x1));
+                x
+            }
+            None => x0,
         };
-        let mut x = self.resnet2.forward(&x)?;
-        if let Some(deconv) = &self.deconv {
-            x = deconv.forward(&x)?;
-        }
-        self.out_conv.forward(&x)
+        let tail = match &self.tail {
+            FusionTail::Conv1x1(conv) => ResidualTail::Conv1x1 {
+                weight: conv.weight(),
+                bias: conv.bias(),
+            },
+            FusionTail::ConvTranspose(conv) => ResidualTail::ConvTranspose2x2 {
+                weight: conv.weight(),
+                bias: conv.bias(),
+            },
+        };
+        self.resnet2.forward(&x, None, &tail, algorithm)
     }
 }
 
@@ -101,6 +141,7 @@ pub struct Decoder {
     convs: Vec<Conv2d>,
     /// `fusions[0..=4]`.
     fusions: Vec<FusionBlock>,
+    algorithm: Conv3x3Algorithm,
 }
 
 impl Decoder {
@@ -116,7 +157,24 @@ impl Decoder {
         let fusions = (0..5)
             .map(|k| FusionBlock::load(d, k != 0, vb.pp("fusions").pp(k)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { convs, fusions })
+        Ok(Self {
+            convs,
+            fusions,
+            algorithm: Conv3x3Algorithm::default(),
+        })
+    }
+
+    /// How the 3×3 convolutions are computed on the CPU (default [`Conv3x3Algorithm::Winograd2`]).
+    pub fn set_conv3x3_algorithm(&mut self, algorithm: Conv3x3Algorithm) {
+        self.algorithm = algorithm;
+    }
+
+    fn project(&self, k: usize, level: &Tensor) -> Result<Tensor> {
+        let options = Conv3x3Options {
+            algorithm: self.algorithm,
+            ..Default::default()
+        };
+        self.convs[k].forward_3x3(level, &options)
     }
 
     /// Decodes the encoder levels; each level is dropped as soon as it has been used.
@@ -137,20 +195,20 @@ impl Decoder {
             x1,
             global,
         } = encodings;
-        let lowres_features = self.convs[3].forward(&global)?;
+        let alg = self.algorithm;
+        let lowres_features = self.project(3, &global)?;
         drop(global);
         observe(DecoderStage::LowresFeatures, &lowres_features);
-        let mut f = self.fusions[4].forward(&lowres_features, None)?;
+        let mut f = self.fusions[4].forward(lowres_features.clone(), None, alg)?;
         observe(DecoderStage::Fusion(4), &f);
         for (k, level) in [(3, x1), (2, x0), (1, latent1)] {
-            let skip = self.convs[k - 1].forward(&level)?;
+            let skip = self.project(k - 1, &level)?;
             drop(level);
-            f = self.fusions[k].forward(&f, Some(&skip))?;
+            f = self.fusions[k].forward(f, Some(skip), alg)?;
             observe(DecoderStage::Fusion(k), &f);
         }
         // convs[0] is the identity: the 768² level already has D channels.
-        f = self.fusions[0].forward(&f, Some(&latent0))?;
-        drop(latent0);
+        f = self.fusions[0].forward(f, Some(latent0), alg)?;
         observe(DecoderStage::Fusion(0), &f);
         Ok(DecoderOutput {
             features: f,
@@ -166,6 +224,7 @@ pub struct DepthHead {
     deconv1: ConvTranspose2x2,
     conv2: Conv2d,
     conv4: Conv1x1,
+    algorithm: Conv3x3Algorithm,
 }
 
 impl DepthHead {
@@ -177,14 +236,41 @@ impl DepthHead {
             deconv1: ConvTranspose2x2::load(d / 2, d / 2, true, vb.pp(1))?,
             conv2: Conv2d::load(d / 2, cfg.head_features, 3, 1, 1, true, vb.pp(2))?,
             conv4: Conv1x1::load(cfg.head_features, 1, true, vb.pp(4))?,
+            algorithm: Conv3x3Algorithm::default(),
         })
+    }
+
+    /// How the 3×3 convolutions are computed on the CPU (default [`Conv3x3Algorithm::Winograd2`]).
+    pub fn set_conv3x3_algorithm(&mut self, algorithm: Conv3x3Algorithm) {
+        self.algorithm = algorithm;
     }
 
     /// `(b, D, 768, 768)` decoder features → `(b, 1, 1536, 1536)` canonical inverse depth (≥ 0).
     pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
+        self.forward_owned(features.clone())
+    }
+
+    /// [`DepthHead::forward`] that frees `features` (when not shared) once the first convolution
+    /// has read it.
+    pub(crate) fn forward_owned(&self, features: Tensor) -> Result<Tensor> {
         // No activation between the first conv and the transposed conv (as in the original).
-        let x = self.deconv1.forward(&self.conv0.forward(features)?)?;
-        let x = self.conv2.forward(&x)?.relu()?;
-        self.conv4.forward(&x)?.relu()
+        let x = self.conv0.forward_3x3(
+            &features,
+            &Conv3x3Options {
+                algorithm: self.algorithm,
+                ..Default::default()
+            },
+        )?;
+        drop(features);
+        let tail = HeadTail {
+            deconv_weight: self.deconv1.weight(),
+            deconv_bias: self.deconv1.bias(),
+            conv_weight: self.conv2.weight(),
+            conv_bias: self.conv2.bias(),
+            out_weight: self.conv4.weight(),
+            out_bias: self.conv4.bias(),
+        };
+        // ConvT → 3×3 → ReLU → 1×1 → ReLU, streamed in bands of 1536² rows on the CPU.
+        kernels::depth_head_tail(&x, &tail, self.algorithm)
     }
 }

@@ -13,8 +13,9 @@
 //! 6. [`DepthProEncoder::neck`]: 1×1 projections and 2×2/stride-2 transposed convolutions up to
 //!    768², 384², 192², 96² and 48² (the last fused with the image-encoder features).
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use crate::config::{DepthProConfig, GRID_SIZE, NETWORK_SIZE_PX, WINDOW_SIZE_PX};
 use crate::network::{Conv1x1, ConvTranspose2x2};
@@ -141,6 +142,95 @@ pub fn merge_windows(tokens: &Tensor, batch: usize, grid: usize, crop: usize) ->
         images.push(Tensor::cat(&rows, 0)?.permute((2, 0, 1))?);
     }
     Tensor::stack(&images, 0)?.contiguous()
+}
+
+/// [`merge_windows`] of the `grid² · batch` windows starting at window `first` of `parts` taken one
+/// after the other (the per-chunk ViT outputs, each `(n_i, 1 + 24², C)`), without concatenating them.
+/// f32 CPU tensors are merged in one parallel pass (a transpose from token-major to channel-major);
+/// anything else goes through [`merge_windows`].
+fn merge_window_parts(
+    parts: &[Tensor],
+    first: usize,
+    batch: usize,
+    grid: usize,
+    crop: usize,
+) -> Result<Tensor> {
+    let needed = grid * grid * batch;
+    let total: usize = parts.iter().map(|p| p.dim(0)).sum::<Result<usize>>()?;
+    if batch == 0 || first + needed > total || crop * 2 >= GRID_SIZE {
+        candle_core::bail!(
+            "merge_windows: {total} windows cannot hold a {grid}×{grid} grid of batch {batch} at {first}"
+        );
+    }
+    let cpu_f32 = parts
+        .iter()
+        .all(|p| p.device().is_cpu() && p.dtype() == DType::F32 && p.is_contiguous());
+    if !cpu_f32 {
+        let all = Tensor::cat(parts, 0)?;
+        return merge_windows(&all.narrow(0, first, needed)?, batch, grid, crop);
+    }
+    let (_n, t, c) = parts[0].dims3()?;
+    let g = GRID_SIZE;
+    if t != g * g + 1 || parts.iter().any(|p| p.dims()[1..] != [t, c]) {
+        candle_core::bail!(
+            "merge_windows: expected windows of {} tokens, got {:?}",
+            g * g + 1,
+            parts[0].dims()
+        );
+    }
+    let data = parts
+        .iter()
+        .map(|p| crate::kernels::CpuF32::new(p, "merge_windows"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut windows: Vec<&[f32]> = Vec::with_capacity(total);
+    for d in &data {
+        windows.extend(d.as_slice().chunks_exact(t * c));
+    }
+    let windows = &windows[first..first + needed];
+    // Kept token range of grid row/column k and where it lands in the merged map.
+    let kept = |k: usize| {
+        (
+            if k > 0 { crop } else { 0 },
+            if k + 1 < grid { g - crop } else { g },
+        )
+    };
+    let mut offsets = Vec::with_capacity(grid);
+    let mut side = 0;
+    for k in 0..grid {
+        let (a, z) = kept(k);
+        offsets.push(side);
+        side += z - a;
+    }
+    let plane = side * side;
+    let mut out = vec![0f32; batch * c * plane];
+    // Tasks of 16 channel planes: each reads 64-byte pieces of every token and writes 16 planes.
+    const PLANES: usize = 16;
+    for (image, out_img) in out.chunks_mut(c * plane).enumerate() {
+        out_img
+            .par_chunks_mut(PLANES * plane)
+            .enumerate()
+            .for_each(|(blk, planes)| {
+                let c0 = blk * PLANES;
+                let k = planes.len() / plane;
+                for (gy, &oy) in offsets.iter().enumerate() {
+                    let (ty0, ty1) = kept(gy);
+                    for (gx, &ox) in offsets.iter().enumerate() {
+                        let (tx0, tx1) = kept(gx);
+                        let tokens = windows[(gy * grid + gx) * batch + image];
+                        for ty in ty0..ty1 {
+                            for tx in tx0..tx1 {
+                                let src = &tokens[(1 + ty * g + tx) * c + c0..][..k];
+                                let dst = (oy + ty - ty0) * side + ox + tx - tx0;
+                                for (j, &v) in src.iter().enumerate() {
+                                    planes[j * plane + dst] = v;
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+    }
+    Tensor::from_vec(out, (batch, c, side, side), parts[0].device())
 }
 
 /// Merged feature maps of the patch encoder, before the neck (Apple names in brackets).
@@ -278,39 +368,31 @@ impl DepthProEncoder {
             } else {
                 &[]
             };
-            let out = self.patch_encoder.forward(&x, hooks)?;
+            let keep = (high_res_windows.min(start + chunk.len()).saturating_sub(start)) * b;
+            let out = self.patch_encoder.forward_hooks(&x, hooks, keep)?;
             drop(x);
             if let [h0, h1] = out.hooks.as_slice() {
-                let keep = (high_res_windows.min(start + chunk.len()) - start) * b;
-                hook0.push(h0.narrow(0, 0, keep)?);
-                hook1.push(h1.narrow(0, 0, keep)?);
+                hook0.push(h0.clone());
+                hook1.push(h1.clone());
             }
             tokens.push(out.tokens);
             start += chunk.len();
         }
-        let tokens = Tensor::cat(&tokens, 0)?;
-        let hook0 = Tensor::cat(&hook0, 0)?;
-        let hook1 = Tensor::cat(&hook1, 0)?;
         let mid_start = high_res_windows * b;
         let mid_windows = MID_RES_GRID * MID_RES_GRID * b;
         Ok(PatchFeatures {
-            latent0: merge_windows(&hook0, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
-            latent1: merge_windows(&hook1, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
-            x0: merge_windows(&tokens, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
-            x1: merge_windows(
-                &tokens.narrow(0, mid_start, mid_windows)?,
-                b,
-                MID_RES_GRID,
-                MID_RES_MERGE_CROP,
-            )?,
-            x2: merge_windows(&tokens.narrow(0, mid_start + mid_windows, b)?, b, 1, 0)?,
+            latent0: merge_window_parts(&hook0, 0, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
+            latent1: merge_window_parts(&hook1, 0, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
+            x0: merge_window_parts(&tokens, 0, b, HIGH_RES_GRID, HIGH_RES_MERGE_CROP)?,
+            x1: merge_window_parts(&tokens, mid_start, b, MID_RES_GRID, MID_RES_MERGE_CROP)?,
+            x2: merge_window_parts(&tokens, mid_start + mid_windows, b, 1, 0)?,
         })
     }
 
     /// Runs the image ViT on the 384² image: `(b, 3, 384, 384)` → `(b, C, 24, 24)`.
     pub fn encode_image(&self, x2: &Tensor) -> Result<Tensor> {
         let (b, _c, _h, _w) = x2.dims4()?;
-        merge_windows(&self.image_encoder.forward_tokens(x2)?, b, 1, 0)
+        merge_window_parts(&[self.image_encoder.forward_tokens(x2)?], 0, b, 1, 0)
     }
 
     /// Projections and upsampling of the merged maps (no activations): see [`Encodings`].
@@ -394,6 +476,28 @@ mod tests {
         // 5×5 grid with crop 3 gives 21 + 18·3 + 21 = 96.
         let t = Tensor::zeros((25, 577, 2), DType::F32, &dev).unwrap();
         assert_eq!(merge_windows(&t, 1, 5, 3).unwrap().dims(), &[1, 2, 96, 96]);
+    }
+
+    #[test]
+    fn merging_parts_equals_merging_the_concatenation() {
+        // Reference: merge_windows (Candle narrow/cat/permute) on the concatenated windows.
+        let dev = Device::Cpu;
+        let all = Tensor::randn(0f32, 1.0, (2 + 9 * 2 + 3, 577, 37), &dev).unwrap();
+        let parts = [
+            all.narrow(0, 0, 7).unwrap(),
+            all.narrow(0, 7, 5).unwrap(),
+            all.narrow(0, 12, 11).unwrap(),
+        ];
+        let parts: Vec<Tensor> = parts.iter().map(|p| p.contiguous().unwrap()).collect();
+        for (first, grid, crop) in [(2, 3, 6), (5, 1, 0), (0, 1, 0)] {
+            let ours = merge_window_parts(&parts, first, 2, grid, crop).unwrap();
+            let reference =
+                merge_windows(&all.narrow(0, first, grid * grid * 2).unwrap(), 2, grid, crop).unwrap();
+            assert_eq!(ours.dims(), reference.dims());
+            let diff = (ours - reference).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        }
+        assert!(merge_window_parts(&parts, 20, 2, 3, 6).is_err());
     }
 
     #[test]

@@ -11,11 +11,16 @@ pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod fov;
+pub mod kernels;
 pub mod locate;
 pub mod model;
 pub mod network;
 pub mod preprocess;
+pub mod runtime;
+#[cfg(test)]
+mod test_util;
 pub mod vit;
+mod vit_cpu;
 pub mod weights;
 
 pub use config::{ConfigError, DepthProConfig, VitConfig};

@@ -4,13 +4,14 @@
 //! Checkpoint keys follow Apple's `depth_pro.pt` verbatim (`encoder.*`, `decoder.*`, `head.*`,
 //! `fov.*`); a Hugging Face checkpoint is renamed to them by the weight loader.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::DepthProConfig;
 use crate::decoder::{Decoder, DecoderOutput, DepthHead};
 use crate::encoder::{DepthProEncoder, Encodings, PatchFeatures, Pyramid};
 use crate::fov::FovNetwork;
+use crate::kernels::{self, Conv3x3Algorithm, Conv3x3Options};
 
 /// A PyTorch `nn.Conv2d` (groups 1, square kernel, symmetric padding, dilation 1).
 #[derive(Debug, Clone)]
@@ -40,17 +41,49 @@ impl Conv2d {
         })
     }
 
+    /// `(c_out, c_in, k, k)`.
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// `(c_out)`, if the layer has a bias.
+    pub(crate) fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Whether this is a 3×3 / stride 1 / padding 1 convolution (the ones [`Conv2d::forward_3x3`]
+    /// computes).
+    fn is_3x3_same(&self) -> bool {
+        self.weight.dims()[2..] == [3, 3] && self.stride == 1 && self.padding == 1
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.is_3x3_same() {
+            return self.forward_3x3(x, &Conv3x3Options::default());
+        }
         let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
         match &self.bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
             None => Ok(y),
         }
     }
+
+    /// A 3×3 / stride 1 / padding 1 layer with fused element-wise work ([`kernels::conv3x3`]).
+    pub(crate) fn forward_3x3(&self, x: &Tensor, options: &Conv3x3Options<'_>) -> Result<Tensor> {
+        if !self.is_3x3_same() {
+            candle_core::bail!(
+                "forward_3x3 on a {:?} convolution with stride {} and padding {}",
+                self.weight.dims(),
+                self.stride,
+                self.padding
+            );
+        }
+        kernels::conv3x3(x, &self.weight, self.bias.as_ref(), options)
+    }
 }
 
-/// A 1×1 convolution (stride 1, no padding) computed as one matmul per batch:
-/// `(c_out, c_in) @ (c_in, h·w)`.
+/// A 1×1 convolution (stride 1, no padding): one matmul per image, `(c_out, c_in) @ (c_in, h·w)`
+/// ([`kernels::conv1x1`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Conv1x1 {
     /// `(c_out, c_in)`.
@@ -67,28 +100,30 @@ impl Conv1x1 {
         })
     }
 
+    /// `(c_out, c_in)`.
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// `(c_out)`, if the layer has a bias.
+    pub(crate) fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
-        let x = x.contiguous()?.reshape((b, c, h * w))?;
-        let y = self.weight.broadcast_left(b)?.matmul(&x)?; // (b, c_out, h·w)
-        let y = match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1))?)?,
-            None => y,
-        };
-        y.reshape((b, (), h, w))
+        kernels::conv1x1(x, &self.weight, self.bias.as_ref())
     }
 }
 
 /// A `nn.ConvTranspose2d` with kernel 2, stride 2, padding 0: every input pixel writes its own 2×2
-/// output block, `out[o, 2y+dy, 2x+dx] = Σ_c in[c, y, x] · W[c, o, dy, dx] (+ b[o])`. Computed as a
-/// matmul `(4·c_out, c_in) @ (c_in, h·w)` followed by a depth-to-space permute (Candle's generic
-/// `conv_transpose2d` is a direct loop, several times slower on the CPU).
+/// output block, `out[o, 2y+dy, 2x+dx] = Σ_c in[c, y, x] · W[c, o, dy, dx] (+ b[o])`
+/// ([`kernels::conv_transpose2x2`]: one gemm written straight into the interleaved output on the
+/// CPU; Candle's generic `conv_transpose2d` is a direct loop, several times slower).
 #[derive(Debug, Clone)]
 pub(crate) struct ConvTranspose2x2 {
     /// `(c_out·4, c_in)`: row `o·4 + dy·2 + dx`.
     weight: Tensor,
     bias: Option<Tensor>,
-    c_out: usize,
 }
 
 impl ConvTranspose2x2 {
@@ -102,24 +137,53 @@ impl ConvTranspose2x2 {
         Ok(Self {
             weight,
             bias: if bias { Some(vb.get(c_out, "bias")?) } else { None },
-            c_out,
+        })
+    }
+
+    /// `(c_out·4, c_in)`, row `o·4 + dy·2 + dx`.
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// `(c_out)`, if the layer has a bias.
+    pub(crate) fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// The single transposed convolution equal to `then(self(x))` (no non-linearity between):
+    /// `W'[(o', dy, dx), c] = Σ_o then[o', o] · W[(o, dy, dx), c]`, `b' = then_b + then · b`,
+    /// computed in f64 on the CPU and rounded once (one rounding instead of the two of the
+    /// separate layers), then moved back to this layer's device and dtype.
+    pub(crate) fn then_conv1x1(&self, then: &Conv1x1) -> Result<Self> {
+        let (device, dtype) = (self.weight.device().clone(), self.weight.dtype());
+        let f64_cpu = |t: &Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F64);
+        let (rows4, c_in) = self.weight.dims2()?;
+        let c_mid = rows4 / 4;
+        let (c_out, _) = then.weight.dims2()?;
+        // (c_mid, 4·c_in) with column (dy·2 + dx)·c_in + c.
+        let w = f64_cpu(&self.weight)?
+            .reshape((c_mid, 4, c_in))?
+            .reshape((c_mid, 4 * c_in))?;
+        let composed = f64_cpu(&then.weight)?.matmul(&w)?.reshape((c_out * 4, c_in))?;
+        let mut bias = then.bias.as_ref().map(f64_cpu).transpose()?;
+        if let Some(b) = &self.bias {
+            let carried = f64_cpu(&then.weight)?
+                .matmul(&f64_cpu(b)?.reshape((c_mid, 1))?)?
+                .reshape(c_out)?;
+            bias = Some(match bias {
+                Some(tb) => (tb + carried)?,
+                None => carried,
+            });
+        }
+        let back = |t: Tensor| t.to_dtype(dtype)?.to_device(&device);
+        Ok(Self {
+            weight: back(composed)?,
+            bias: bias.map(back).transpose()?,
         })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
-        let x = x.contiguous()?.reshape((b, c, h * w))?;
-        let y = self.weight.broadcast_left(b)?.matmul(&x)?; // (b, c_out·4, h·w)
-                                                            // (b, c_out, dy, dx, h, w) → (b, c_out, h, dy, w, dx) → (b, c_out, 2h, 2w)
-        let y = y
-            .reshape((b, self.c_out, 2, 2, h, w))?
-            .permute((0, 1, 4, 2, 5, 3))?
-            .contiguous()?
-            .reshape((b, self.c_out, 2 * h, 2 * w))?;
-        match &self.bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-            None => Ok(y),
-        }
+        kernels::conv_transpose2x2(x, &self.weight, self.bias.as_ref())
     }
 }
 
@@ -182,6 +246,16 @@ impl DepthProNetwork {
     /// Windows per patch-ViT batch.
     pub fn window_batch(&self) -> usize {
         self.window_batch
+    }
+
+    /// Chooses how the decoder's and head's 3×3 convolutions run on the CPU. The default,
+    /// [`Conv3x3Algorithm::Winograd2`], has the rounding error of a direct convolution;
+    /// [`Conv3x3Algorithm::Winograd4`] is faster with about 20× that error (≈ 1e-5 relative per
+    /// layer; enough to exceed the 1e-4 final-depth parity tolerance on the tiny fixture). Other
+    /// devices always use Candle's direct convolution.
+    pub fn set_conv3x3_algorithm(&mut self, algorithm: Conv3x3Algorithm) {
+        self.decoder.set_conv3x3_algorithm(algorithm);
+        self.head.set_conv3x3_algorithm(algorithm);
     }
 
     /// The encoder (patch + image ViTs and neck).
@@ -248,8 +322,8 @@ impl DepthProNetwork {
             features,
             lowres_features,
         } = self.decode(encodings)?;
-        let canonical_inverse_depth = self.head(&features)?;
-        drop(features);
+        // The head frees the 768² features after its first convolution.
+        let canonical_inverse_depth = self.head.forward_owned(features)?;
         let fov_deg = if run_fov {
             self.fov(&pyramid, &lowres_features)?
         } else {
@@ -265,23 +339,13 @@ impl DepthProNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
 
     fn vb_from(ts: Vec<(&str, Tensor)>) -> VarBuilder<'static> {
         let map: HashMap<String, Tensor> = ts.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     type Log = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<usize>)>>>;
@@ -392,6 +456,45 @@ mod tests {
             .unwrap();
         assert_eq!(ours.dims(), &[2, 3, 8, 14]);
         assert!(max_abs_diff(&ours, &reference) < 1e-5);
+    }
+
+    #[test]
+    fn folded_conv_transpose_equals_the_two_layers() {
+        // Reference: the two layers applied one after the other (Candle's generic ops).
+        let dev = Device::Cpu;
+        let wt = Tensor::randn(0f32, 1.0, (5, 3, 2, 2), &dev).unwrap();
+        let bt = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
+        let w1 = Tensor::randn(0f32, 1.0, (4, 3, 1, 1), &dev).unwrap();
+        let b1 = Tensor::randn(0f32, 1.0, 4, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 3, 7), &dev).unwrap();
+        let deconv = ConvTranspose2x2::load(
+            5,
+            3,
+            true,
+            vb_from(vec![("weight", wt.clone()), ("bias", bt.clone())]),
+        )
+        .unwrap();
+        let conv = Conv1x1::load(
+            3,
+            4,
+            true,
+            vb_from(vec![("weight", w1.clone()), ("bias", b1.clone())]),
+        )
+        .unwrap();
+        let reference = x
+            .conv_transpose2d(&wt, 0, 0, 2, 1)
+            .unwrap()
+            .broadcast_add(&bt.reshape((1, 3, 1, 1)).unwrap())
+            .unwrap()
+            .conv2d(&w1, 0, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&b1.reshape((1, 4, 1, 1)).unwrap())
+            .unwrap();
+        let folded = deconv.then_conv1x1(&conv).unwrap();
+        assert_eq!(folded.weight().dims(), &[16, 5]);
+        let ours = folded.forward(&x).unwrap();
+        assert_eq!(ours.dims(), &[2, 4, 6, 14]);
+        assert!(max_abs_diff(&ours, &reference) < 1e-4);
     }
 
     #[test]

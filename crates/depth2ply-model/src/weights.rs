@@ -9,8 +9,10 @@
 //! - safetensors with Apple's names.
 //!
 //! Elements may be f16, bf16, f32 or f64; they are converted to the requested dtype (f16 → f32 is
-//! exact). Tensors are read one at a time (zip entry by zip entry, or by seeking in the safetensors
-//! file), so loading needs the final tensors plus one tensor in flight, never a second copy of the file.
+//! exact). Tensors are read and converted in parallel on rayon's pool, each by a positional read of its
+//! own bytes (an uncompressed zip entry, whose CRC-32 is checked, or a safetensors byte range), so
+//! loading needs the final tensors plus one tensor in flight per thread, never a second copy of the
+//! file.
 //!
 //! Strictness: [`LoadedWeights::build_strict`] hands the network a [`VarBuilder`] that records every
 //! request; missing or mis-shaped tensors are served as zeros so that construction can finish, and then
@@ -32,7 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -41,6 +43,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use half::{bf16, f16};
+use rayon::prelude::*;
 
 use crate::error::{truncated_list, MissingTensor, ModelError, ShapeMismatch, StrictReport, UnusedTensor};
 
@@ -104,20 +107,28 @@ pub fn load_weights(path: &Path, dtype: DType, device: &Device) -> Result<Loaded
         CheckpointFormat::Safetensors => read_safetensors(path)?,
     };
     let naming = detect_naming(raw.names.iter().map(|(n, _)| n.as_str()), path)?;
-    let mut tensors = HashMap::with_capacity(raw.names.len());
+    let mapped: Vec<(HfKeyMapping, &String, &Loc)> = raw
+        .names
+        .iter()
+        .map(|(name, loc)| {
+            let mapping = match naming {
+                KeyNaming::Apple => HfKeyMapping::Renamed(name.clone()),
+                // Unknown Hugging Face keys keep their name so that the strict check reports them.
+                KeyNaming::HuggingFace => {
+                    hf_to_apple_key(name).unwrap_or_else(|| HfKeyMapping::Renamed(name.clone()))
+                }
+            };
+            (mapping, name, loc)
+        })
+        .filter(|(mapping, _, _)| *mapping != HfKeyMapping::Ignored)
+        .collect();
+    let read: Vec<(HfKeyMapping, Tensor)> = mapped
+        .into_par_iter()
+        .map(|(mapping, name, loc)| Ok((mapping, raw.read(name, loc, dtype, device, path)?)))
+        .collect::<Result<_, ModelError>>()?;
+    let mut tensors = HashMap::with_capacity(read.len());
     let mut qkv: BTreeMap<String, [Option<Tensor>; 3]> = BTreeMap::new();
-    for (name, loc) in &raw.names {
-        let mapping = match naming {
-            KeyNaming::Apple => HfKeyMapping::Renamed(name.clone()),
-            // Unknown Hugging Face keys keep their name so that the strict check reports them.
-            KeyNaming::HuggingFace => {
-                hf_to_apple_key(name).unwrap_or_else(|| HfKeyMapping::Renamed(name.clone()))
-            }
-        };
-        if mapping == HfKeyMapping::Ignored {
-            continue;
-        }
-        let tensor = raw.read(name, loc, dtype, device, path)?;
+    for (mapping, tensor) in read {
         match mapping {
             HfKeyMapping::Renamed(apple) => {
                 tensors.insert(apple, tensor);
@@ -170,7 +181,7 @@ pub fn read_tensors(path: &Path, dtype: DType, device: &Device) -> Result<Vec<(S
         CheckpointFormat::Safetensors => read_safetensors(path)?,
     };
     raw.names
-        .iter()
+        .par_iter()
         .map(|(name, loc)| Ok((name.clone(), raw.read(name, loc, dtype, device, path)?)))
         .collect()
 }
@@ -575,13 +586,25 @@ enum Loc {
     },
 }
 
+/// An uncompressed zip entry (PyTorch stores every storage that way): where its bytes are.
+#[derive(Debug, Clone, Copy)]
+struct StoredEntry {
+    start: u64,
+    size: u64,
+    crc32: u32,
+}
+
 struct RawCheckpoint {
     names: Vec<(String, Loc)>,
+    /// Zip entries read through the zip crate (compressed ones; PyTorch never writes them).
     zip: Option<Mutex<zip::ZipArchive<BufReader<File>>>>,
-    file: Option<Mutex<File>>,
+    /// Uncompressed zip entries by name, read with positional reads of `file`.
+    stored: HashMap<String, StoredEntry>,
+    file: File,
 }
 
 impl RawCheckpoint {
+    /// Reads one tensor; safe to call from several threads at once.
     fn read(
         &self,
         name: &str,
@@ -598,17 +621,10 @@ impl RawCheckpoint {
                 stride,
                 offset,
             } => {
-                let Some(zip) = &self.zip else {
-                    return Err(ModelError::corrupt("internal: zip archive not open", path));
+                let storage = match self.stored.get(entry) {
+                    Some(stored) => self.read_stored(name, entry, *stored, path)?,
+                    None => self.read_compressed(name, entry, path)?,
                 };
-                let mut zip = zip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let mut file = zip
-                    .by_name(entry)
-                    .map_err(|e| ModelError::corrupt(format!("storage `{entry}` of `{name}`: {e}"), path))?;
-                let mut storage = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
-                file.read_to_end(&mut storage).map_err(|e| {
-                    ModelError::corrupt(format!("reading storage `{entry}` of `{name}`: {e}"), path)
-                })?;
                 let storage_len = storage.len();
                 let bytes = gather(storage, elem.size(), shape, stride, *offset).ok_or_else(|| {
                     ModelError::corrupt(
@@ -627,20 +643,76 @@ impl RawCheckpoint {
                 start,
                 end,
             } => {
-                let Some(file) = &self.file else {
-                    return Err(ModelError::corrupt("internal: file not open", path));
-                };
-                let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let len = usize::try_from(end - start)
                     .map_err(|_| ModelError::corrupt(format!("tensor `{name}` is too large"), path))?;
                 let mut bytes = vec![0u8; len];
-                file.seek(SeekFrom::Start(*start))
-                    .and_then(|_| file.read_exact(&mut bytes))
+                read_exact_at(&self.file, &mut bytes, *start)
                     .map_err(|e| ModelError::corrupt(format!("reading tensor `{name}`: {e}"), path))?;
                 decode(name, *elem, &bytes, shape, dtype, device, path)
             }
         }
     }
+
+    /// The bytes of an uncompressed zip entry, checked against the CRC-32 of the central directory
+    /// (what the zip crate would check when reading it).
+    fn read_stored(
+        &self,
+        name: &str,
+        entry: &str,
+        stored: StoredEntry,
+        path: &Path,
+    ) -> Result<Vec<u8>, ModelError> {
+        let len = usize::try_from(stored.size)
+            .map_err(|_| ModelError::corrupt(format!("storage `{entry}` of `{name}` is too large"), path))?;
+        let mut bytes = vec![0u8; len];
+        read_exact_at(&self.file, &mut bytes, stored.start)
+            .map_err(|e| ModelError::corrupt(format!("reading storage `{entry}` of `{name}`: {e}"), path))?;
+        if crc32fast::hash(&bytes) != stored.crc32 {
+            return Err(ModelError::corrupt(
+                format!("storage `{entry}` of `{name}` fails its CRC-32 check (the file is damaged)"),
+                path,
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The bytes of a compressed zip entry, through the zip crate (one at a time).
+    fn read_compressed(&self, name: &str, entry: &str, path: &Path) -> Result<Vec<u8>, ModelError> {
+        let Some(zip) = &self.zip else {
+            return Err(ModelError::corrupt("internal: zip archive not open", path));
+        };
+        let mut zip = zip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = zip
+            .by_name(entry)
+            .map_err(|e| ModelError::corrupt(format!("storage `{entry}` of `{name}`: {e}"), path))?;
+        let mut storage = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0));
+        file.read_to_end(&mut storage)
+            .map_err(|e| ModelError::corrupt(format!("reading storage `{entry}` of `{name}`: {e}"), path))?;
+        Ok(storage)
+    }
+}
+
+/// Fills `buf` from `file` at byte `offset` without moving a shared cursor (parallel reads).
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+/// Fills `buf` from `file` at byte `offset` without moving a shared cursor (parallel reads).
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_read(file, buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn read_pytorch_zip(path: &Path) -> Result<RawCheckpoint, ModelError> {
@@ -766,10 +838,33 @@ fn read_pytorch_zip(path: &Path) -> Result<RawCheckpoint, ModelError> {
             path: path.to_path_buf(),
         });
     }
+    let mut stored = HashMap::new();
+    for (_, loc) in &names {
+        let Loc::Zip { entry, .. } = loc else { continue };
+        if stored.contains_key(entry) {
+            continue;
+        }
+        let raw_entry = zip
+            .by_name_raw(entry.as_bytes())
+            .map_err(|e| ModelError::corrupt(format!("storage `{entry}`: {e}"), path))?;
+        if let (zip::CompressionMethod::Stored, Some(start)) =
+            (raw_entry.compression(), raw_entry.data_start())
+        {
+            let info = StoredEntry {
+                start,
+                size: raw_entry.size(),
+                crc32: raw_entry.crc32(),
+            };
+            drop(raw_entry);
+            stored.insert(entry.clone(), info);
+        }
+    }
+    let file = File::open(path).map_err(|e| ModelError::io("open the weights file", path, e))?;
     Ok(RawCheckpoint {
         names,
         zip: Some(Mutex::new(zip)),
-        file: None,
+        stored,
+        file,
     })
 }
 
@@ -863,7 +958,8 @@ fn read_safetensors(path: &Path) -> Result<RawCheckpoint, ModelError> {
     Ok(RawCheckpoint {
         names,
         zip: None,
-        file: Some(Mutex::new(file)),
+        stored: HashMap::new(),
+        file,
     })
 }
 
@@ -951,6 +1047,22 @@ fn decode(
         }
     };
     let cpu = Device::Cpu;
+    // The usual load (f16 checkpoint → f32 network): convert straight into the final buffer with the
+    // CPU's vector conversion instead of building an f16 tensor and converting that.
+    if elem == ElemType::F16 && dtype == DType::F32 {
+        let halves: Vec<f16> = bytes
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let mut v = vec![0f32; halves.len()];
+        half::slice::HalfFloatSliceExt::convert_to_f32_slice(halves.as_slice(), &mut v);
+        drop(halves);
+        let bad = v.iter().filter(|x| !x.is_finite()).count();
+        if bad > 0 {
+            return Err(non_finite(bad));
+        }
+        return Ok(Tensor::from_vec(v, shape, &cpu)?.to_device(device)?);
+    }
     let tensor = match elem {
         ElemType::F16 => {
             let v: Vec<f16> = bytes

@@ -306,6 +306,35 @@ fn truncated_pt_is_reported() {
 }
 
 #[test]
+fn damaged_pt_storage_fails_its_crc() {
+    // One flipped bit in the middle of a tensor storage: the zip entry's CRC-32 catches it.
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixture("tiny_apple_fp16.pt");
+    let mut bytes = std::fs::read(&source).unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&source).unwrap()).unwrap();
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .collect();
+    let (start, size) = names
+        .iter()
+        .filter(|n| n.contains("/data/"))
+        .map(|n| {
+            let entry = zip.by_name_raw(n.as_bytes()).unwrap();
+            (entry.data_start().unwrap(), entry.size())
+        })
+        .max_by_key(|&(_, size)| size)
+        .unwrap();
+    bytes[(start + size / 2) as usize] ^= 0x10;
+    let path = dir.path().join("damaged.pt");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = load_err(&path);
+    assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("CRC-32"), "{err}");
+    assert_ends_with_path(&err, &path);
+}
+
+#[test]
 fn truncated_safetensors_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(fixture("tiny_hf.safetensors")).unwrap();

@@ -215,18 +215,21 @@ impl Vit {
         &self.config
     }
 
+    /// `(n, 3, size, size)` with `size` the configured image size (384), as both paths require.
+    fn check_input(&self, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
+        let (n, c_in, h, w) = x.dims4()?;
+        let size = self.config.image_size;
+        if c_in != 3 || h != size || w != size {
+            candle_core::bail!("ViT input must be (n, 3, {size}, {size}), got {:?}", x.dims());
+        }
+        Ok((n, c_in, h, w))
+    }
+
     /// Patch embedding + class token + position embedding: `(n, 3, 384, 384)` → `(n, 577, C)`.
     fn embed(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c_in, h, w) = x.dims4()?;
+        let (n, c_in, h, w) = self.check_input(x)?;
         let p = self.config.patch_size;
         let (gh, gw) = (h / p, w / p);
-        if c_in != 3 || gh * p != h || gw * p != w || gh * gw + 1 != self.config.num_tokens() {
-            candle_core::bail!(
-                "ViT input must be (n, 3, {0}, {0}), got {1:?}",
-                self.config.image_size,
-                x.dims()
-            );
-        }
         // Conv2d with kernel = stride = p is a matmul over non-overlapping p×p patches:
         // (n, 3, gh, p, gw, p) → (n, gh, gw, 3, p, p) → (n·gh·gw, 3·p·p).
         let patches = x
@@ -284,19 +287,12 @@ impl Vit {
         if let Some(id) = hook_ids.iter().find(|&&id| id >= self.blocks.len()) {
             candle_core::bail!("ViT has no block {id} to hook");
         }
-        let (n, c_in, h, w) = x.dims4()?;
+        let (n, _, h, _) = self.check_input(x)?;
         let (p, t, c) = (
             self.config.patch_size,
             self.config.num_tokens(),
             self.config.embed_dim,
         );
-        if c_in != 3 || h != w || h != self.config.image_size {
-            candle_core::bail!(
-                "ViT input must be (n, 3, {0}, {0}), got {1:?}",
-                self.config.image_size,
-                x.dims()
-            );
-        }
         let x = x.contiguous()?;
         let mut stream = {
             let (input, weight, bias) = (
@@ -398,19 +394,24 @@ mod tests {
 
     #[test]
     fn shapes_and_hooks() {
-        let vit = zero_vit();
+        let mut vit = zero_vit();
         let x = Tensor::zeros((2, 3, 384, 384), DType::F32, &Device::Cpu).unwrap();
         let out = vit.forward(&x, &[1, 0]).unwrap();
         assert_eq!(out.tokens.dims(), &[2, 577, 64]);
         assert_eq!(out.hooks.len(), 2);
         assert_eq!(out.hooks[0].dims(), &[2, 577, 64]);
-        assert!(vit.forward(&x, &[2]).is_err());
-        assert!(vit
-            .forward(
-                &Tensor::zeros((1, 3, 384, 368), DType::F32, &Device::Cpu).unwrap(),
-                &[]
-            )
-            .is_err());
+        for fast in [true, false] {
+            vit.set_cpu_fast_path(fast);
+            assert!(vit.forward(&x, &[2]).is_err());
+            // 512 × 288 has the right number of patches (32 · 18 = 24²) but not the 24 × 24 grid.
+            for (h, w) in [(384, 368), (512, 288)] {
+                let bad = Tensor::zeros((1, 3, h, w), DType::F32, &Device::Cpu).unwrap();
+                assert!(
+                    vit.forward(&bad, &[]).is_err(),
+                    "{h}×{w} accepted (fast path {fast})"
+                );
+            }
+        }
         let grid = tokens_to_grid(&out.tokens, 24).unwrap();
         assert_eq!(grid.dims(), &[2, 24, 24, 64]);
     }
@@ -500,6 +501,31 @@ mod tests {
         assert!(vit.forward_hooks(&x, &[2], 1).is_err());
         vit.set_cpu_fast_path(true);
         assert!(vit.forward_hooks(&x, &[2], 1).is_err());
+    }
+
+    #[test]
+    fn cpu_path_splits_one_image_over_threads() {
+        // One image in a 4-thread pool: attention splits its query rows (the image and FOV encoders'
+        // case); the last block hooked twice.
+        let dev = Device::Cpu;
+        let cfg = crate::config::DepthProConfig::tiny().patch_encoder;
+        let vb = VarBuilder::from_backend(Box::new(RandomBackend), DType::F32, dev.clone());
+        let mut vit = Vit::load(&cfg, vb).unwrap();
+        let x = seeded((1, 3, 384, 384), 1.0, 11, &dev).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let fast = pool.install(|| vit.forward_hooks(&x, &[1, 1], 1)).unwrap();
+        vit.set_cpu_fast_path(false);
+        let generic = vit.forward_hooks(&x, &[1, 1], 1).unwrap();
+        assert_eq!(fast.hooks.len(), 2);
+        for (a, b) in fast
+            .hooks
+            .iter()
+            .zip(&generic.hooks)
+            .chain([(&fast.tokens, &generic.tokens)])
+        {
+            let r = crate::test_util::rel_diff(a, b);
+            assert!(r < 1e-5, "relative difference {r}");
+        }
     }
 
     #[test]

@@ -105,6 +105,31 @@ pub(crate) fn run_blocks(
             x.len()
         );
     }
+    // The loops below zip rows with these vectors: a short one would silently leave stale values.
+    let sizes_ok = |w: &BlockWeights<'_>| {
+        let len = |d: &CpuF32<'_>| d.as_slice().len();
+        [
+            &w.norm1[0],
+            &w.norm1[1],
+            &w.proj[1],
+            &w.ls1,
+            &w.norm2[0],
+            &w.norm2[1],
+            &w.fc2[1],
+            &w.ls2,
+        ]
+        .iter()
+        .all(|d| len(d) == c)
+            && len(&w.qkv[0]) == 3 * c * c
+            && len(&w.qkv[1]) == 3 * c
+            && len(&w.proj[0]) == c * c
+            && len(&w.fc1[0]) == m * c
+            && len(&w.fc1[1]) == m
+            && len(&w.fc2[0]) == c * m
+    };
+    if !blocks.iter().all(sizes_ok) || norm.iter().any(|d| d.as_slice().len() != c) {
+        bail!("ViT CPU path: block weights do not match {geo:?}");
+    }
     let mut ln = vec![0f32; rows * c];
     let mut qkv = vec![0f32; rows * 3 * c];
     let mut attn = vec![0f32; rows * c];

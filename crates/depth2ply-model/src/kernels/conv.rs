@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::gemm::{sgemm, MatRef};
 use super::winograd::{self, Tile, F2, F4};
-use super::{channel_rows, split_blocks, split_range, supported, threads, CpuF32};
+use super::{channel_rows, check_not_empty, split_blocks, split_range, supported, threads, CpuF32};
 
 /// How [`conv3x3`] computes a 3×3 / stride 1 / padding 1 convolution on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -422,6 +422,10 @@ pub fn conv3x3(
             bail!("conv3x3: expected a ({c_out}) bias, got {:?}", bias.dims());
         }
     }
+    check_not_empty(
+        "conv3x3",
+        [x, weight].into_iter().chain(options.residuals.iter().copied()),
+    )?;
     let all_cpu = supported(x)
         && supported(weight)
         && bias.is_none_or(supported)
@@ -439,10 +443,7 @@ pub fn conv3x3(
         .collect::<Result<Vec<_>>>()?;
     let xs = CpuF32::new(&x, "conv3x3 input")?;
     let ws = CpuF32::new(&weight, "conv3x3 weight")?;
-    let bs = bias
-        .as_ref()
-        .map(|b| CpuF32::new(b, "conv3x3 bias"))
-        .transpose()?;
+    let bs = CpuF32::optional(bias.as_ref(), "conv3x3 bias")?;
     let rs = residuals
         .iter()
         .map(|r| CpuF32::new(r, "conv3x3 residual"))
@@ -590,6 +591,7 @@ pub fn conv_transpose2x2(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
             );
         }
     }
+    check_not_empty("conv_transpose2x2", [x, weight])?;
     if !(supported(x) && supported(weight) && bias.is_none_or(supported)) {
         let xm = x.contiguous()?.reshape((b, c_in, h * w))?;
         let y = weight.broadcast_left(b)?.matmul(&xm)?; // (b, 4·c_out, h·w)
@@ -609,10 +611,7 @@ pub fn conv_transpose2x2(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> 
     let bias = bias.map(Tensor::contiguous).transpose()?;
     let xs = CpuF32::new(&x, "conv_transpose2x2 input")?;
     let ws = CpuF32::new(&weight, "conv_transpose2x2 weight")?;
-    let bs = bias
-        .as_ref()
-        .map(|b| CpuF32::new(b, "conv_transpose2x2 bias"))
-        .transpose()?;
+    let bs = CpuF32::optional(bias.as_ref(), "conv_transpose2x2 bias")?;
     let (in_image, out_image) = (c_in * h * w, c_out * 4 * h * w);
     let mut out = vec![0f32; b * out_image];
     let threads = threads();
@@ -670,6 +669,7 @@ pub fn conv1x1(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
             bail!("conv1x1: expected a ({c_out}) bias, got {:?}", bias.dims());
         }
     }
+    check_not_empty("conv1x1", [x, weight])?;
     if !(supported(x) && supported(weight) && bias.is_none_or(supported)) {
         let xm = x.contiguous()?.reshape((b, c_in, h * w))?;
         let y = weight.broadcast_left(b)?.matmul(&xm)?;
@@ -684,10 +684,7 @@ pub fn conv1x1(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
     let bias = bias.map(Tensor::contiguous).transpose()?;
     let xs = CpuF32::new(&x, "conv1x1 input")?;
     let ws = CpuF32::new(&weight, "conv1x1 weight")?;
-    let bs = bias
-        .as_ref()
-        .map(|b| CpuF32::new(b, "conv1x1 bias"))
-        .transpose()?;
+    let bs = CpuF32::optional(bias.as_ref(), "conv1x1 bias")?;
     let (hw, threads) = (h * w, threads());
     let mut out = vec![0f32; b * c_out * hw];
     for (i, out_i) in out.chunks_mut((c_out * hw).max(1)).enumerate().take(b) {

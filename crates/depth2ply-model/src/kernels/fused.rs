@@ -16,7 +16,7 @@ use super::conv::{
     Conv3x3Kernel, Conv3x3Options, Conv3x3Scratch,
 };
 use super::gemm::{sgemm, MatRef};
-use super::{channel_rows, split_blocks, split_range, supported, threads, CpuF32};
+use super::{channel_rows, check_not_empty, split_blocks, split_range, supported, threads, CpuF32};
 
 /// Output rows per band (a multiple of 4, the largest Winograd tile).
 const BAND_ROWS: usize = 8;
@@ -122,6 +122,7 @@ pub fn residual_block(
         tail_weight,
         tail_bias,
     ];
+    check_not_empty("residual_block", tensors.iter().flatten().copied())?;
     if !tensors.iter().flatten().all(|t| supported(t)) {
         return residual_block_generic(x, unit, skip, tail, algorithm);
     }
@@ -437,6 +438,7 @@ pub fn depth_head_tail(x: &Tensor, tail: &HeadTail<'_>, algorithm: Conv3x3Algori
         Some(tail.out_weight),
         tail.out_bias,
     ];
+    check_not_empty("depth_head_tail", tensors.iter().flatten().copied())?;
     if !tensors.iter().flatten().all(|t| supported(t)) {
         let y = conv_transpose2x2(x, tail.deconv_weight, tail.deconv_bias)?;
         let y = conv3x3(

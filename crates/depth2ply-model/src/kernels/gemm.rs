@@ -70,6 +70,21 @@ pub(crate) fn sgemm(
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "sgemm: inner dimensions differ");
     assert!(fits(&a) && fits(&b), "sgemm: operand view out of bounds");
+    // gemm takes isize strides (and negates some internally): every stride, also those of length-1
+    // dimensions that `fits` does not reach, must convert losslessly.
+    assert!(
+        [
+            a.row_stride,
+            a.col_stride,
+            b.row_stride,
+            b.col_stride,
+            dst_row_stride,
+            dst_col_stride
+        ]
+        .iter()
+        .all(|&s| s <= isize::MAX as usize),
+        "sgemm: stride beyond isize::MAX"
+    );
     let dst_extent = extent(m, n, dst_row_stride, dst_col_stride);
     assert!(
         dst_extent.is_some_and(|e| e <= dst.len() && e <= isize::MAX as usize)
@@ -95,7 +110,7 @@ pub(crate) fn sgemm(
         gemm::Parallelism::None
     };
     // SAFETY: the three views were checked above to lie inside their slices (largest reached index
-    // < len, all strides non-negative and ≤ isize::MAX), `dst` is borrowed mutably so it cannot alias
+    // < len; all strides non-negative and ≤ isize::MAX), `dst` is borrowed mutably so it cannot alias
     // `a` or `b`, and its elements are pairwise distinct so gemm's parallel writes do not race.
     unsafe {
         gemm::gemm(

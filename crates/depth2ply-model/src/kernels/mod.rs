@@ -17,7 +17,9 @@
 //!
 //! All of them take f32 tensors on the CPU ([`supported`]) and return contiguous `(b, c, h, w)`
 //! tensors; other devices and dtypes use Candle's generic ops (see `network.rs`). Work is split over
-//! rayon's global pool (`RAYON_NUM_THREADS`, see [`crate::runtime`]).
+//! rayon's global pool (`RAYON_NUM_THREADS`, see [`crate::runtime`]). Band and chunk boundaries follow
+//! the thread count, and with them where the Winograd tiles of a streamed convolution start, so results
+//! can differ in the last bits between thread counts (as PyTorch's do); never more than rounding.
 
 mod conv;
 mod fused;
@@ -39,7 +41,20 @@ pub fn supported(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
+/// Rejects tensors with a zero-sized dimension: the kernels index rows and channels of non-empty maps,
+/// and Depth Pro never has empty ones.
+fn check_not_empty<'a>(what: &str, tensors: impl IntoIterator<Item = &'a Tensor>) -> Result<()> {
+    if let Some(t) = tensors.into_iter().find(|t| t.elem_count() == 0) {
+        bail!("{what}: tensor of shape {:?} is empty", t.dims());
+    }
+    Ok(())
+}
+
 /// Read access to the f32 data of a contiguous CPU tensor (holds Candle's storage read lock).
+///
+/// Two of them on the same storage from one thread (e.g. an input that is also a residual) take the
+/// read lock twice, which `parking_lot` allows unless another thread is waiting to write that
+/// storage; nothing in this crate writes a tensor in place.
 pub(crate) struct CpuF32<'a> {
     guard: StorageRef<'a>,
     start: usize,
@@ -113,8 +128,8 @@ fn split_blocks(planes: Vec<&mut [f32]>, width: usize, block_rows: usize) -> Vec
     per_block
 }
 
-/// Splits `0..rows` into at most `parts` contiguous ranges whose lengths are multiples of `align`
-/// (except the last).
+/// The length of the ranges that split `0..rows` into at most `parts` contiguous ranges whose lengths
+/// are multiples of `align` (except the last).
 fn split_range(rows: usize, parts: usize, align: usize) -> usize {
     let align = align.max(1);
     rows.div_ceil(parts.max(1)).div_ceil(align).max(1) * align

@@ -316,3 +316,130 @@ fn f64_tensors_take_the_generic_path() {
     assert_eq!(ours.dtype(), DType::F64);
     assert!(rel_err(&ours, &x.conv2d(&w, 1, 1, 1, 1).unwrap()) <= 1e-12);
 }
+
+/// The streamed kernels split the rows into one chunk per task (by thread count) and each chunk into
+/// bands: the result must not depend on either beyond rounding. Batch 2, an odd width, a height of
+/// several residual bands (8 rows) and of two head bands (32 rows) in one chunk on one thread, a
+/// transposed-convolution tail with a bias, a head with two output channels and no output bias.
+#[test]
+fn fused_kernels_for_every_thread_count() {
+    let (b, c, c2, c3, h, w) = (2, 8, 4, 2, 45, 11);
+    let x = randn(&[b, c, h, w], 1.0);
+    let skip = randn(&[b, c, h, w], 1.0);
+    let w1 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
+    let w2 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
+    let (b1, b2) = (randn(&[c], 1.0), randn(&[c], 1.0));
+    let unit = ResidualUnit {
+        conv1_weight: &w1,
+        conv1_bias: Some(&b1),
+        conv2_weight: &w2,
+        conv2_bias: Some(&b2),
+    };
+    let wt = randn(&[c, c, 2, 2], 0.5);
+    let bt = randn(&[c], 1.0);
+    let packed = wt.reshape((c, c * 4)).unwrap().t().unwrap();
+    let up = |t: &Tensor| {
+        t.conv_transpose2d(&wt, 0, 0, 2, 1)
+            .unwrap()
+            .broadcast_add(&bt.reshape((1, c, 1, 1)).unwrap())
+            .unwrap()
+    };
+    let t = reference_conv3x3(&x, &w1, Some(&b1), true, true, &[]);
+    let block_reference = up(&reference_conv3x3(&t, &w2, Some(&b2), false, false, &[&x, &skip]));
+    let block_tail = ResidualTail::ConvTranspose2x2 {
+        weight: &packed,
+        bias: Some(&bt),
+    };
+
+    let wc = randn(&[c2, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
+    let bc = randn(&[c2], 1.0);
+    let wo = randn(&[c3, c2], 1.0);
+    let head_reference = reference_conv3x3(&up(&x), &wc, Some(&bc), false, true, &[])
+        .conv2d(&wo.reshape((c3, c2, 1, 1)).unwrap(), 0, 1, 1, 1)
+        .unwrap()
+        .relu()
+        .unwrap();
+    let head = HeadTail {
+        deconv_weight: &packed,
+        deconv_bias: Some(&bt),
+        conv_weight: &wc,
+        conv_bias: Some(&bc),
+        out_weight: &wo,
+        out_bias: None,
+    };
+
+    for threads in [1, 2, 3, 8] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for algorithm in ALGORITHMS {
+                let ours = residual_block(&x, &unit, Some(&skip), &block_tail, algorithm).unwrap();
+                let e = rel_err(&ours, &block_reference);
+                assert!(e <= 1e-4, "residual block, {threads} threads, {algorithm:?}: {e}");
+                let ours = depth_head_tail(&x, &head, algorithm).unwrap();
+                assert_eq!(ours.dims(), &[b, c3, 2 * h, 2 * w]);
+                let e = rel_err(&ours, &head_reference);
+                assert!(e <= 1e-4, "head, {threads} threads, {algorithm:?}: {e}");
+            }
+        });
+    }
+}
+
+/// 256 output channels (several Winograd steps per run, tile rows split across steps) on a wide,
+/// short, odd-sized image.
+#[test]
+fn conv3x3_with_many_output_channels() {
+    let (ci, co, h, w) = (16, 256, 7, 301);
+    let x = randn(&[1, ci, h, w], 1.0);
+    let wt = randn(&[co, ci, 3, 3], 1.0 / (9.0 * ci as f64).sqrt());
+    let bias = randn(&[co], 1.0);
+    let reference = reference_conv3x3(&x, &wt, Some(&bias), false, false, &[]);
+    for algorithm in ALGORITHMS {
+        let options = Conv3x3Options {
+            algorithm,
+            ..Default::default()
+        };
+        let e = rel_err(&conv3x3(&x, &wt, Some(&bias), &options).unwrap(), &reference);
+        let tol = if algorithm == Conv3x3Algorithm::Winograd4 {
+            1e-4
+        } else {
+            1e-5
+        };
+        assert!(e <= tol, "{algorithm:?}: {e}");
+    }
+}
+
+/// Zero-sized dimensions are errors, never panics.
+#[test]
+fn empty_tensors_are_errors() {
+    let x = randn(&[1, 0, 4, 5], 1.0);
+    assert!(conv_transpose2x2(&x, &randn(&[8, 0], 1.0), None).is_err());
+    assert!(conv1x1(&x, &randn(&[3, 0], 1.0), None).is_err());
+    assert!(conv3x3(&x, &randn(&[3, 0, 3, 3], 1.0), None, &Conv3x3Options::default()).is_err());
+    let x = randn(&[1, 4, 0, 5], 1.0);
+    assert!(conv3x3(&x, &randn(&[3, 4, 3, 3], 1.0), None, &Conv3x3Options::default()).is_err());
+    let w3 = randn(&[4, 4, 3, 3], 1.0);
+    let unit = ResidualUnit {
+        conv1_weight: &w3,
+        conv1_bias: None,
+        conv2_weight: &w3,
+        conv2_bias: None,
+    };
+    assert!(residual_block(&x, &unit, None, &ResidualTail::None, Conv3x3Algorithm::default()).is_err());
+    let (packed, wc, wo) = (
+        randn(&[16, 4], 1.0),
+        randn(&[2, 4, 3, 3], 1.0),
+        randn(&[1, 2], 1.0),
+    );
+    let head = HeadTail {
+        deconv_weight: &packed,
+        deconv_bias: None,
+        conv_weight: &wc,
+        conv_bias: None,
+        out_weight: &wo,
+        out_bias: None,
+    };
+    assert!(depth_head_tail(&x, &head, Conv3x3Algorithm::default()).is_err());
+}

@@ -27,7 +27,7 @@
 //! - `--blocks N`: build every ViT with N blocks instead of 24 (hooks clamped to N − 1).
 //! - `--window-batch N`: windows per patch-ViT batch (default: the network's default).
 //! - `--peak-gflops X`: fp32 peak of one core used for the "% peak" column (default 250: AVX-512, two
-//!   512-bit FMA pipes, as measured on the Zen 5 EPYC this was written on; see the README).
+//!   512-bit FMA pipes; `examples/fp32_peak.rs` measured 245–248 on the Zen 5 EPYC this was written on).
 //! - `--width W --height H`: size of the generated photo (default 1200×800).
 //! - `--vit-ab R`: instead of the network, build one patch-encoder ViT and run it on `--windows`
 //!   windows (one batch) R times alternating the hand-written f32 CPU path (A) and Candle's generic ops

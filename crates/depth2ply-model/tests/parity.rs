@@ -447,7 +447,7 @@ fn peak_rss_mib() -> Option<f64> {
 /// weight values). About 19 TFLOP, so it is ignored by default; run it with
 /// `cargo test -p depth2ply-model --test parity -- --ignored --nocapture full_size`.
 #[test]
-#[ignore = "full-size model: minutes of CPU time and ~8 GB of memory"]
+#[ignore = "full-size model: minutes of CPU time and about 6 GB of memory"]
 fn full_size_zero_weights_stage_times() {
     let vb = candle_nn::VarBuilder::zeros(DType::F32, &Device::Cpu);
     let model = DepthPro::from_var_builder(&DepthProConfig::full(), vb).unwrap();

@@ -8,13 +8,15 @@
 //! ```
 //!
 //! Prints the maximum relative difference of depth (with the predicted FOV and with the given focal
-//! length) and of the focal length, plus load and inference times.
+//! length) and of the focal length, plus load and inference times. A second argument `winograd4` or
+//! `im2col` measures that 3×3 convolution algorithm instead of the default Winograd F(2×2, 3×3).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use depth2ply_geometry::depth_io::{load_depth, DepthLoadOptions};
 use depth2ply_geometry::DepthMap;
+use depth2ply_model::kernels::Conv3x3Algorithm;
 use depth2ply_model::{DepthPro, DepthProConfig, DeviceChoice};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -101,12 +103,21 @@ fn main() -> Result<()> {
     let load = |name: &str| load_depth(&dir.join(name), &DepthLoadOptions::default());
     let (depth_pred_ref, depth_given_ref) = (load("depth_pred_fov.npy")?, load("depth_given_focal.npy")?);
 
+    let algorithm = match std::env::args().nth(2).as_deref() {
+        None | Some("winograd2") => Conv3x3Algorithm::Winograd2,
+        Some("winograd4") => Conv3x3Algorithm::Winograd4,
+        Some("im2col") => Conv3x3Algorithm::Im2col,
+        Some(other) => {
+            return Err(format!("unknown algorithm {other}: winograd2, winograd4 or im2col").into())
+        }
+    };
     let t = Instant::now();
     let model = DepthPro::load(
         &dir.join("depth_pro.pt"),
         &DepthProConfig::full(),
         DeviceChoice::Cpu,
-    )?;
+    )?
+    .with_conv3x3_algorithm(algorithm);
     let load_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -120,7 +131,7 @@ fn main() -> Result<()> {
     let given_agreement = agreement(&given.depth, &depth_given_ref)?;
     let fov = predicted.fov_deg.unwrap_or(f64::NAN);
     println!(
-        "image {}x{}, weights {}",
+        "image {}x{}, weights {}, 3×3 convolutions {algorithm:?}",
         image.width(),
         image.height(),
         dir.join("depth_pro.pt").display()

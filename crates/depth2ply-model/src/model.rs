@@ -127,6 +127,13 @@ impl DepthPro {
         self
     }
 
+    /// Sets how the decoder's and head's 3×3 convolutions run on the CPU (default Winograd F(2×2, 3×3),
+    /// as accurate as a direct convolution; see [`crate::kernels::Conv3x3Algorithm`]).
+    pub fn with_conv3x3_algorithm(mut self, algorithm: crate::kernels::Conv3x3Algorithm) -> Self {
+        self.network.set_conv3x3_algorithm(algorithm);
+        self
+    }
+
     /// The architecture.
     pub fn config(&self) -> &DepthProConfig {
         self.network.config()

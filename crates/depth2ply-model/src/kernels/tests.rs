@@ -211,24 +211,49 @@ fn conv1x1_matches_candle() {
     assert!(conv1x1(&x, &randn(&[4, 5], 1.0), None).is_err());
 }
 
+/// Random weights of a pre-activation residual unit with `c` channels (He-scaled convolutions).
+struct UnitWeights {
+    w1: Tensor,
+    w2: Tensor,
+    b1: Tensor,
+    b2: Tensor,
+}
+
+impl UnitWeights {
+    fn random(c: usize) -> Self {
+        let w1 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
+        let w2 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
+        let (b1, b2) = (randn(&[c], 1.0), randn(&[c], 1.0));
+        Self { w1, w2, b1, b2 }
+    }
+
+    fn unit(&self) -> ResidualUnit<'_> {
+        ResidualUnit {
+            conv1_weight: &self.w1,
+            conv1_bias: Some(&self.b1),
+            conv2_weight: &self.w2,
+            conv2_bias: Some(&self.b2),
+        }
+    }
+
+    /// `skip + x + conv2(relu(conv1(relu(x))))` with Candle's ops.
+    fn reference(&self, x: &Tensor, skip: Option<&Tensor>) -> Tensor {
+        let t = reference_conv3x3(x, &self.w1, Some(&self.b1), true, true, &[]);
+        let residuals: Vec<&Tensor> = [Some(x), skip].into_iter().flatten().collect();
+        reference_conv3x3(&t, &self.w2, Some(&self.b2), false, false, &residuals)
+    }
+}
+
 #[test]
 fn residual_block_matches_candle() {
     // Heights around the band size and the thread split; widths around the Winograd segment.
     for &(c, h, w) in &[(8, 5, 7), (8, 27, 13), (16, 41, 9), (4, 1, 3), (8, 16, 230)] {
         let x = randn(&[1, c, h, w], 1.0);
         let skip = randn(&[1, c, h, w], 1.0);
-        let w1 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
-        let w2 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
-        let (b1, b2) = (randn(&[c], 1.0), randn(&[c], 1.0));
-        let unit = ResidualUnit {
-            conv1_weight: &w1,
-            conv1_bias: Some(&b1),
-            conv2_weight: &w2,
-            conv2_bias: Some(&b2),
-        };
-        let t = reference_conv3x3(&x, &w1, Some(&b1), true, true, &[]);
-        let sum = reference_conv3x3(&t, &w2, Some(&b2), false, false, &[&x, &skip]);
-        let sum_no_skip = reference_conv3x3(&t, &w2, Some(&b2), false, false, &[&x]);
+        let weights = UnitWeights::random(c);
+        let unit = weights.unit();
+        let sum = weights.reference(&x, Some(&skip));
+        let sum_no_skip = weights.reference(&x, None);
         let co = 5;
         let w1x1 = randn(&[co, c], 1.0);
         let bt = randn(&[co], 1.0);
@@ -326,15 +351,8 @@ fn fused_kernels_for_every_thread_count() {
     let (b, c, c2, c3, h, w) = (2, 8, 4, 2, 45, 11);
     let x = randn(&[b, c, h, w], 1.0);
     let skip = randn(&[b, c, h, w], 1.0);
-    let w1 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
-    let w2 = randn(&[c, c, 3, 3], 1.0 / (9.0 * c as f64).sqrt());
-    let (b1, b2) = (randn(&[c], 1.0), randn(&[c], 1.0));
-    let unit = ResidualUnit {
-        conv1_weight: &w1,
-        conv1_bias: Some(&b1),
-        conv2_weight: &w2,
-        conv2_bias: Some(&b2),
-    };
+    let weights = UnitWeights::random(c);
+    let unit = weights.unit();
     let wt = randn(&[c, c, 2, 2], 0.5);
     let bt = randn(&[c], 1.0);
     let packed = wt.reshape((c, c * 4)).unwrap().t().unwrap();
@@ -344,8 +362,7 @@ fn fused_kernels_for_every_thread_count() {
             .broadcast_add(&bt.reshape((1, c, 1, 1)).unwrap())
             .unwrap()
     };
-    let t = reference_conv3x3(&x, &w1, Some(&b1), true, true, &[]);
-    let block_reference = up(&reference_conv3x3(&t, &w2, Some(&b2), false, false, &[&x, &skip]));
+    let block_reference = up(&weights.reference(&x, Some(&skip)));
     let block_tail = ResidualTail::ConvTranspose2x2 {
         weight: &packed,
         bias: Some(&bt),

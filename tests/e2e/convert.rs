@@ -1,5 +1,6 @@
 //! Successful conversions: where files go, what the PLY holds, and what each output flag changes.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use depth2ply_geometry::depth_io::{load_depth, load_npz_focal_px, DepthLoadOptions};
@@ -10,7 +11,7 @@ use crate::fixtures::{
     exif_block, focal_from_35mm, gradient, write_depth_npy, write_depth_png, write_jpeg, write_png, Exif, H,
     W,
 };
-use crate::util::TestDir;
+use crate::util::{Run, TestDir};
 
 /// Pixels of the test image.
 const N: usize = (W * H) as usize;
@@ -22,6 +23,20 @@ fn plane(dir: &TestDir, stem: &str, z_mm: u16) -> (PathBuf, PathBuf) {
     write_png(&image, &gradient(W, H));
     write_depth_png(&depth, W, H, |_, _| z_mm);
     (image, depth)
+}
+
+/// Runs depth2ply in `dir` on `image` with the depth map `depth` and the test focal length of 50 px,
+/// then the `extra` flags.
+fn run_focal_50(dir: &TestDir, image: impl AsRef<OsStr>, depth: impl AsRef<OsStr>, extra: &[&str]) -> Run {
+    let mut args: Vec<OsString> = vec![
+        image.as_ref().into(),
+        "--depth".into(),
+        depth.as_ref().into(),
+        "--focal-px".into(),
+        "50".into(),
+    ];
+    args.extend(extra.iter().map(OsString::from));
+    dir.run(args)
 }
 
 fn read(path: &Path) -> (PointCloud, Vec<String>) {
@@ -66,13 +81,7 @@ fn export_for_check(ply: &Path, name: &str, check_args: &str) {
 fn ply_next_to_the_image_on_the_analytic_plane() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "photo", 2000);
-    let run = dir.run([
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-    ]);
+    let run = run_focal_50(&dir, &image, &depth, &[]);
     run.assert_success()
         .assert_stderr_has(&[&format!("{N} points"), "focal 50.0 px (user)", "photo.ply"]);
 
@@ -248,15 +257,7 @@ fn output_flag_names_the_file_for_one_input() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
     let out = dir.join("clouds/new/cloud.ply");
-    let run = dir.run([
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-        "-o".as_ref(),
-        out.as_os_str(),
-    ]);
+    let run = run_focal_50(&dir, &image, &depth, &["-o", out.to_str().unwrap()]);
     run.assert_success();
     assert_eq!(dir.files(), ["clouds/new/cloud.ply", "p.depth.png", "p.png"]);
     assert_eq!(read(&out).0.len(), N);
@@ -333,21 +334,8 @@ fn depth_scale_divides_integer_depth() {
 fn ascii_output_reads_back_the_same() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
-    let args = |ascii: bool| {
-        let mut a = vec![
-            image.clone().into_os_string(),
-            "--depth".into(),
-            depth.clone().into_os_string(),
-        ];
-        a.extend(["--focal-px".into(), "50".into(), "-o".into()]);
-        a.push(if ascii { "a.ply".into() } else { "b.ply".into() });
-        if ascii {
-            a.push("--ascii".into());
-        }
-        a
-    };
-    dir.run(args(true)).assert_success();
-    dir.run(args(false)).assert_success();
+    run_focal_50(&dir, &image, &depth, &["-o", "a.ply", "--ascii"]).assert_success();
+    run_focal_50(&dir, &image, &depth, &["-o", "b.ply"]).assert_success();
     let text = std::fs::read(dir.join("a.ply")).unwrap();
     assert!(text.starts_with(b"ply\nformat ascii 1.0\n"));
     assert!(std::fs::read(dir.join("b.ply"))
@@ -374,16 +362,7 @@ fn ascii_output_reads_back_the_same() {
 fn opengl_frame_negates_y_and_z() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
-    let run = dir.run([
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-        "--frame".as_ref(),
-        "opengl".as_ref(),
-        "--no-filter".as_ref(),
-    ]);
+    let run = run_focal_50(&dir, &image, &depth, &["--frame", "opengl", "--no-filter"]);
     run.assert_success();
     let (cloud, comments) = read(&dir.join("p.ply"));
     assert!(
@@ -416,14 +395,7 @@ fn opengl_frame_negates_y_and_z() {
 fn no_normals_leaves_them_out() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
-    let run = dir.run([
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-        "--no-normals".as_ref(),
-    ]);
+    let run = run_focal_50(&dir, &image, &depth, &["--no-normals"]);
     run.assert_success();
     let ply = dir.join("p.ply");
     let (cloud, _) = read(&ply);
@@ -454,28 +426,11 @@ fn step(dir: &TestDir) {
 fn default_filter_drops_flying_pixels_and_no_filter_keeps_them() {
     let dir = TestDir::new();
     step(&dir);
-    let filtered = dir.run([
-        "s.png",
-        "--depth",
-        "s.depth.png",
-        "--focal-px",
-        "50",
-        "-o",
-        "f.ply",
-    ]);
+    let filtered = run_focal_50(&dir, "s.png", "s.depth.png", &["-o", "f.ply"]);
     filtered
         .assert_success()
         .assert_stderr_has(&["flying-pixel 96", "invalid-depth 1"]);
-    let kept = dir.run([
-        "s.png",
-        "--depth",
-        "s.depth.png",
-        "--focal-px",
-        "50",
-        "-o",
-        "k.ply",
-        "--no-filter",
-    ]);
+    let kept = run_focal_50(&dir, "s.png", "s.depth.png", &["-o", "k.ply", "--no-filter"]);
     kept.assert_success();
     // Every valid pixel: all but (0, 0).
     assert_eq!(read(&dir.join("k.ply")).0.len(), N - 1);
@@ -483,17 +438,12 @@ fn default_filter_drops_flying_pixels_and_no_filter_keeps_them() {
     // ((4 − 2)/z > 0.04 for z = 2 and z = 4), so 2 × 48 pixels go; nothing else has a depth range.
     assert_eq!(read(&dir.join("f.ply")).0.len(), N - 1 - 96);
     // A tolerance above the step (2/2 = 1 relative on the near side) keeps them.
-    dir.run([
+    run_focal_50(
+        &dir,
         "s.png",
-        "--depth",
         "s.depth.png",
-        "--focal-px",
-        "50",
-        "-o",
-        "t.ply",
-        "--edge-rtol",
-        "1.5",
-    ])
+        &["-o", "t.ply", "--edge-rtol", "1.5"],
+    )
     .assert_success();
     assert_eq!(read(&dir.join("t.ply")).0.len(), N - 1);
 }
@@ -502,15 +452,7 @@ fn default_filter_drops_flying_pixels_and_no_filter_keeps_them() {
 fn max_depth_clips_far_points() {
     let dir = TestDir::new();
     step(&dir);
-    let run = dir.run([
-        "s.png",
-        "--depth",
-        "s.depth.png",
-        "--focal-px",
-        "50",
-        "--max-depth",
-        "3",
-    ]);
+    let run = run_focal_50(&dir, "s.png", "s.depth.png", &["--max-depth", "3"]);
     run.assert_success().assert_stderr_has(&["out-of-range"]);
     let (cloud, _) = read(&dir.join("s.ply"));
     assert!(!cloud.is_empty());
@@ -521,16 +463,7 @@ fn max_depth_clips_far_points() {
 fn save_depth_writes_npz_and_preview() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
-    let run = dir.run([
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-        "--save-depth".as_ref(),
-        "-o".as_ref(),
-        "out/cloud.ply".as_ref(),
-    ]);
+    let run = run_focal_50(&dir, &image, &depth, &["--save-depth", "-o", "out/cloud.ply"]);
     run.assert_success();
     assert_eq!(
         dir.files(),
@@ -556,18 +489,11 @@ fn save_depth_writes_npz_and_preview() {
 fn quiet_prints_nothing_and_verbose_prints_timings() {
     let dir = TestDir::new();
     let (image, depth) = plane(&dir, "p", 2000);
-    let base = [
-        image.as_os_str(),
-        "--depth".as_ref(),
-        depth.as_os_str(),
-        "--focal-px".as_ref(),
-        "50".as_ref(),
-    ];
-    let quiet = dir.run(base.iter().copied().chain(["-q".as_ref()]));
+    let quiet = run_focal_50(&dir, &image, &depth, &["-q"]);
     quiet.assert_success();
     assert_eq!(quiet.stderr, "");
     assert_eq!(quiet.stdout, "");
-    let verbose = dir.run(base.iter().copied().chain(["-v".as_ref()]));
+    let verbose = run_focal_50(&dir, &image, &depth, &["-v"]);
     verbose
         .assert_success()
         .assert_stderr_has(&["image load", "peak memory"]);
@@ -582,7 +508,7 @@ fn corrupt_exif_is_a_warning_not_a_failure() {
         Some(b"MM\0*\0\0\0\x08\xff\xff garbage".to_vec()),
     );
     write_depth_png(&dir.join("c.depth.png"), W, H, |_, _| 2000);
-    let run = dir.run(["c.jpg", "--depth", "c.depth.png", "--focal-px", "50"]);
+    let run = run_focal_50(&dir, "c.jpg", "c.depth.png", &[]);
     run.assert_success().assert_stderr_has(&["depth2ply: warning: "]);
     assert_eq!(read(&dir.join("c.ply")).0.len(), N);
 }
@@ -592,17 +518,7 @@ fn output_into_an_existing_folder_with_one_thread() {
     let dir = TestDir::new();
     let (_, _) = plane(&dir, "p", 2000);
     std::fs::create_dir(dir.join("clouds")).unwrap();
-    let run = dir.run([
-        "p.png",
-        "--depth",
-        "p.depth.png",
-        "--focal-px",
-        "50",
-        "-o",
-        "clouds",
-        "--threads",
-        "1",
-    ]);
+    let run = run_focal_50(&dir, "p.png", "p.depth.png", &["-o", "clouds", "--threads", "1"]);
     run.assert_success();
     // -o names an existing folder: the PLY goes inside it, named after the image.
     assert_eq!(read(&dir.join("clouds/p.ply")).0.len(), N);

@@ -102,10 +102,7 @@ pub struct LoadedWeights {
 /// Depth Pro tensors, incomplete Hugging Face attention tensors.
 pub fn load_weights(path: &Path, dtype: DType, device: &Device) -> Result<LoadedWeights, ModelError> {
     let format = detect_format(path)?;
-    let raw = match format {
-        CheckpointFormat::PytorchZip => read_pytorch_zip(path)?,
-        CheckpointFormat::Safetensors => read_safetensors(path)?,
-    };
+    let raw = RawCheckpoint::open(path, format)?;
     let naming = detect_naming(raw.names.iter().map(|(n, _)| n.as_str()), path)?;
     let mapped: Vec<(HfKeyMapping, &String, &Loc)> = raw
         .names
@@ -176,10 +173,7 @@ pub fn load_weights(path: &Path, dtype: DType, device: &Device) -> Result<Loaded
 /// to `dtype` on `device`: no renaming and no check that the file is Depth Pro. Same format detection,
 /// view handling and NaN/inf checks as [`load_weights`].
 pub fn read_tensors(path: &Path, dtype: DType, device: &Device) -> Result<Vec<(String, Tensor)>, ModelError> {
-    let raw = match detect_format(path)? {
-        CheckpointFormat::PytorchZip => read_pytorch_zip(path)?,
-        CheckpointFormat::Safetensors => read_safetensors(path)?,
-    };
+    let raw = RawCheckpoint::open(path, detect_format(path)?)?;
     raw.names
         .par_iter()
         .map(|(name, loc)| Ok((name.clone(), raw.read(name, loc, dtype, device, path)?)))
@@ -604,6 +598,14 @@ struct RawCheckpoint {
 }
 
 impl RawCheckpoint {
+    /// Reads the index (names, locations) of a checkpoint of the given format.
+    fn open(path: &Path, format: CheckpointFormat) -> Result<Self, ModelError> {
+        match format {
+            CheckpointFormat::PytorchZip => read_pytorch_zip(path),
+            CheckpointFormat::Safetensors => read_safetensors(path),
+        }
+    }
+
     /// Reads one tensor; safe to call from several threads at once.
     fn read(
         &self,
@@ -717,7 +719,11 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 
 fn read_pytorch_zip(path: &Path) -> Result<RawCheckpoint, ModelError> {
     let file = File::open(path).map_err(|e| ModelError::io("open the weights file", path, e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+    // A second handle on the same open file for the positional reads (they do not use its cursor).
+    let reader = file
+        .try_clone()
+        .map_err(|e| ModelError::io("open the weights file", path, e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(reader)).map_err(|e| {
         ModelError::corrupt(
             format!("not a complete zip archive ({e}); the download was probably cut short"),
             path,
@@ -859,7 +865,6 @@ fn read_pytorch_zip(path: &Path) -> Result<RawCheckpoint, ModelError> {
             stored.insert(entry.clone(), info);
         }
     }
-    let file = File::open(path).map_err(|e| ModelError::io("open the weights file", path, e))?;
     Ok(RawCheckpoint {
         names,
         zip: Some(Mutex::new(zip)),

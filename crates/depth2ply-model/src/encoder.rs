@@ -13,7 +13,7 @@
 //! 6. [`DepthProEncoder::neck`]: 1×1 projections and 2×2/stride-2 transposed convolutions up to
 //!    768², 384², 192², 96² and 48² (the last fused with the image-encoder features).
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -164,7 +164,7 @@ fn merge_window_parts(
     }
     let cpu_f32 = parts
         .iter()
-        .all(|p| p.device().is_cpu() && p.dtype() == DType::F32 && p.is_contiguous());
+        .all(|p| crate::kernels::supported(p) && p.is_contiguous());
     if !cpu_f32 {
         let all = Tensor::cat(parts, 0)?;
         return merge_windows(&all.narrow(0, first, needed)?, batch, grid, crop);

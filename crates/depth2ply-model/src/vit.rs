@@ -11,7 +11,7 @@
 //! speed of these generic ops, which every other device and dtype uses; [`Vit::set_cpu_fast_path`]
 //! switches between them for tests and benchmarks).
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use crate::config::VitConfig;
@@ -203,11 +203,7 @@ impl Vit {
 
     /// Whether `x` would run on the hand-written f32 CPU path.
     fn uses_cpu_path(&self, x: &Tensor) -> bool {
-        self.cpu_fast_path
-            && x.device().is_cpu()
-            && x.dtype() == DType::F32
-            && self.patch_weight.dtype() == DType::F32
-            && self.patch_weight.device().is_cpu()
+        self.cpu_fast_path && crate::kernels::supported(x) && crate::kernels::supported(&self.patch_weight)
     }
 
     /// The architecture this ViT was built with.

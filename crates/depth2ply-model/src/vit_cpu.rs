@@ -353,37 +353,24 @@ fn residual_layer_norm(
     eps: f32,
 ) {
     let chunk = c * ROW_BLOCK;
-    match update {
-        Some(u) => x
-            .par_chunks_mut(chunk)
-            .zip(ln.par_chunks_mut(chunk))
-            .zip(u.y.par_chunks(chunk))
-            .for_each(|((xs, ls), ys)| {
-                simd(LayerNormOp {
-                    xs,
-                    ls,
-                    update: Some((ys, u.gamma, u.bias)),
-                    weight,
-                    bias,
-                    c,
-                    eps,
-                })
-            }),
-        None => x
-            .par_chunks_mut(chunk)
-            .zip(ln.par_chunks_mut(chunk))
-            .for_each(|(xs, ls)| {
-                simd(LayerNormOp {
-                    xs,
-                    ls,
-                    update: None,
-                    weight,
-                    bias,
-                    c,
-                    eps,
-                })
-            }),
-    }
+    x.par_chunks_mut(chunk)
+        .zip(ln.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(k, (xs, ls))| {
+            // The update rows of this chunk (`y` has the layout of `x`).
+            let update = update
+                .as_ref()
+                .map(|u| (&u.y[k * chunk..k * chunk + xs.len()], u.gamma, u.bias));
+            simd(LayerNormOp {
+                xs,
+                ls,
+                update,
+                weight,
+                bias,
+                c,
+                eps,
+            })
+        });
 }
 
 struct LayerNormOp<'a> {

@@ -33,9 +33,9 @@ impl UserCamera {
 
     /// The focal length handed to the network (it takes one focal: the horizontal one).
     pub fn focal(&self, size: ImageSize) -> Result<FocalLength, CameraError> {
-        Ok(FocalLength {
-            focal_px: self.intrinsics(size)?.fx_px,
-            source: FocalSource::User,
+        // Intrinsics hold a finite focal length > 0.
+        FocalLength::new(self.intrinsics(size)?.fx_px, FocalSource::User).map_err(|_| {
+            CameraError::InvalidFov { fov_deg: f64::NAN }
         })
     }
 }
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!((k.cx_px, k.cy_px), (31.5, 23.5));
         let c = config(&["a.jpg", "--intrinsics", "50,60,30,20"]).unwrap();
         let f = c.camera.unwrap().focal(size).unwrap();
-        assert_eq!((f.focal_px, f.source), (50.0, FocalSource::User));
+        assert_eq!((f.focal_px(), f.source()), (50.0, FocalSource::User));
         assert!(config(&["a.jpg"]).unwrap().camera.is_none());
     }
 }

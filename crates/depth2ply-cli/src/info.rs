@@ -29,8 +29,8 @@ impl<'a> InfoRecord<'a> {
             width: info.size.width,
             height: info.size.height,
             orientation: info.orientation.as_u16(),
-            focal_px: info.exif_focal.map(|f| f.focal_px),
-            focal_source: info.exif_focal.map(|f| f.source.as_str()),
+            focal_px: info.exif_focal.map(|f| f.focal_px()),
+            focal_source: info.exif_focal.map(|f| f.source().as_str()),
             warnings: &info.warnings,
         }
     }
@@ -89,9 +89,9 @@ fn plain_line(path: &Path, info: &PhotoInfo) -> String {
     match info.exif_focal {
         Some(f) => line.push_str(&format!(
             ", focal {:.1} px ({}, horizontal FOV {:.1}°)",
-            f.focal_px,
-            f.source,
-            depth2ply_geometry::camera::horizontal_fov_deg(info.size, f.focal_px)
+            f.focal_px(),
+            f.source(),
+            depth2ply_geometry::camera::horizontal_fov_deg(info.size, f.focal_px())
         )),
         None => line.push_str(", focal unknown (give --focal-px, or the network predicts it)"),
     }

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use depth2ply_geometry::{DepthMap, FocalLength, FocalSource};
+use depth2ply_geometry::{DepthMap, FocalLength};
 use depth2ply_model::locate::DownloadProgress;
 use depth2ply_model::{DepthPro, DepthProConfig, DeviceChoice, WeightsLocator, WeightsOrigin};
 use image::RgbImage;
@@ -151,18 +151,11 @@ fn load(settings: &ModelSettings, reporter: &Reporter) -> Result<Loaded> {
 
 fn infer(loaded: &Loaded, image: &RgbImage, known_focal: Option<FocalLength>) -> Result<Estimate> {
     let start = Instant::now();
-    let prediction = loaded.model.infer(image, known_focal.map(|f| f.focal_px))?;
+    let prediction = loaded.model.infer(image, known_focal)?;
     let inference_time = start.elapsed();
-    let focal = match known_focal {
-        Some(focal) => focal,
-        None => FocalLength {
-            focal_px: prediction.focal_px,
-            source: FocalSource::Model,
-        },
-    };
     Ok(Estimate {
         depth: prediction.depth,
-        focal,
+        focal: prediction.focal,
         inference_time,
     })
 }

@@ -9,7 +9,7 @@ use depth2ply_geometry::depth_io::{load_depth, write_depth_npz, DepthLoadOptions
 use depth2ply_geometry::exif::{focal_from_exif, NO_EXIF_WARNING};
 use depth2ply_geometry::filter::DropReport;
 use depth2ply_geometry::photo::{load_photo, Photo};
-use depth2ply_geometry::{DepthMap, FocalLength, FocalSource, Intrinsics, PointCloud};
+use depth2ply_geometry::{DepthMap, FocalLength, Intrinsics, PointCloud};
 
 use crate::config::RunConfig;
 use crate::inputs::{self, DepthInput, Job, PlanRequest};
@@ -105,7 +105,7 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
         )),
         None => match photo.exif_focal {
             Some(focal) => Some((
-                Intrinsics::from_focal_px(photo.size, focal.focal_px)
+                Intrinsics::from_focal_px(photo.size, focal.focal_px())
                     .with_context(|| format!("unusable EXIF focal length in {}", image.display()))?,
                 focal,
             )),
@@ -160,16 +160,13 @@ fn process(job: &Job, config: &RunConfig, model: &mut LazyModel, reporter: &Repo
             let (intrinsics, focal) = match known {
                 Some(known) => known,
                 None => (
-                    Intrinsics::from_focal_px(photo.size, estimate.focal.focal_px).with_context(|| {
+                    Intrinsics::from_focal_px(photo.size, estimate.focal.focal_px()).with_context(|| {
                         format!(
                             "the network predicted an unusable focal length for {}",
                             image.display()
                         )
                     })?,
-                    FocalLength {
-                        focal_px: estimate.focal.focal_px,
-                        source: FocalSource::Model,
-                    },
+                    estimate.focal,
                 ),
             };
             (estimate.depth, intrinsics, focal, "depth-pro".to_string())
@@ -251,7 +248,7 @@ fn write_outputs(
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
     if let [npz, preview] = extras {
-        write_depth_npz(npz, depth, header.focal.focal_px)?;
+        write_depth_npz(npz, depth, header.focal.focal_px())?;
         written.push(npz.clone());
         output::write_preview(preview, depth)?;
         written.push(preview.clone());
@@ -307,8 +304,8 @@ fn print_summary(image: &Path, done: &Done, reporter: &Reporter) {
         done.output.display(),
         dropped,
         drop_reasons(&done.report),
-        done.focal.focal_px,
-        done.focal.source,
+        done.focal.focal_px(),
+        done.focal.source(),
         done.depth_from
     );
     for extra in &done.extra_outputs {

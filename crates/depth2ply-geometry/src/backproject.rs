@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::camera::{CameraError, ImageSize, Intrinsics};
 use crate::cloud::{Frame, PointCloud};
-use crate::depth::DepthMap;
+use depth2ply_core::DepthMap;
 use crate::filter::{
     column_min_max, is_flying, remove_statistical_outliers, retain_points, towards_camera, voxel_downsample,
     window_min_max, DropReport, FilterConfig, FilterError,

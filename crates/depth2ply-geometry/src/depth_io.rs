@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{write_atomically, AtomicWriteError};
 use crate::camera::ImageSize;
-use crate::depth::DepthMap;
+use depth2ply_core::DepthMap;
 
 /// Values converted per read call while streaming array data (keeps the byte buffer small).
 const CHUNK_VALUES: usize = 1 << 16;

@@ -497,10 +497,10 @@ pub struct ExifFocal {
 /// let info = ExifInfo { present: true, focal_length_in_35mm_film_mm: Some(26), ..Default::default() };
 /// let size = ImageSize::new(4032, 3024);
 /// let f = focal_from_exif(&info, size).focal.unwrap();
-/// assert_eq!(f.source, FocalSource::Exif35mm);
+/// assert_eq!(f.source(), FocalSource::Exif35mm);
 /// // f35 · √(W² + H²) / √(36² + 24²)
 /// let expected = 26.0 * (4032f64.powi(2) + 3024f64.powi(2)).sqrt() / (36f64.powi(2) + 24f64.powi(2)).sqrt();
-/// assert!((f.focal_px - expected).abs() < 1e-9);
+/// assert!((f.focal_px() - expected).abs() < 1e-9);
 /// ```
 pub fn focal_from_exif(info: &ExifInfo, oriented_size: ImageSize) -> ExifFocal {
     let mut warnings = Vec::new();
@@ -634,10 +634,8 @@ fn rule_35mm(
             cropped_sentence(info, oriented_size, info.orientation())
         ));
     }
-    Some(FocalLength {
-        focal_px,
-        source: FocalSource::Exif35mm,
-    })
+    // `plausible` has checked that it is finite and > 0.
+    FocalLength::new(focal_px, FocalSource::Exif35mm).ok()
 }
 
 fn rule_focal_plane(
@@ -716,10 +714,7 @@ fn rule_focal_plane(
         )),
         Recorded::Resized { .. } | Recorded::Unknown => {}
     }
-    Some(FocalLength {
-        focal_px,
-        source: FocalSource::ExifFocalPlane,
-    })
+    FocalLength::new(focal_px, FocalSource::ExifFocalPlane).ok()
 }
 
 fn cropped_sentence(info: &ExifInfo, oriented_size: ImageSize, orientation: Orientation) -> String {

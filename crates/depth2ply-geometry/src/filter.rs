@@ -19,7 +19,7 @@ use nalgebra::{Point3, Vector3};
 use rayon::prelude::*;
 
 use crate::cloud::PointCloud;
-use crate::depth::DepthMap;
+use depth2ply_core::DepthMap;
 
 /// MoGe's default relative depth tolerance for flying pixels (`moge infer --threshold`, 0.04).
 pub const DEFAULT_FLYING_PIXEL_RTOL: f32 = 0.04;

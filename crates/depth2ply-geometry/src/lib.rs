@@ -11,7 +11,6 @@ pub mod atomic;
 pub mod backproject;
 pub mod camera;
 pub mod cloud;
-pub mod depth;
 pub mod depth_io;
 pub mod exif;
 pub mod filter;
@@ -24,7 +23,7 @@ pub use atomic::{write_atomically, AtomicWriteError};
 pub use backproject::{cloud_from_depth, CloudConfig, CloudError};
 pub use camera::{CameraError, FocalLength, FocalSource, ImageSize, Intrinsics};
 pub use cloud::{Frame, PointCloud};
-pub use depth::DepthMap;
+pub use depth2ply_core::{DepthMap, DepthSizeMismatch, InvalidFocalLength};
 pub use depth_io::{
     load_depth, write_depth_npy, write_depth_npz, DepthFormat, DepthIoError, DepthLoadOptions,
 };

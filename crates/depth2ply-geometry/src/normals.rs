@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::backproject::PixelRays;
 use crate::camera::{ImageSize, Intrinsics};
-use crate::depth::DepthMap;
+use depth2ply_core::DepthMap;
 use crate::filter::{kd_points, FilterError};
 
 /// Default [`NormalConfig::edge_rtol`]: the same relative step as MoGe's flying-pixel tolerance.

@@ -99,7 +99,7 @@ pub fn intrinsics_comment(intrinsics: &Intrinsics) -> String {
 
 /// The standard comment recording the focal length and its source, e.g. `focal_px=1234.5 source=exif-35mm`.
 pub fn focal_comment(focal: &FocalLength) -> String {
-    format!("focal_px={} source={}", focal.focal_px, focal.source.as_str())
+    format!("focal_px={} source={}", focal.focal_px(), focal.source().as_str())
 }
 
 /// A PLY file that could not be written or read. Messages involving a file end with its path.
@@ -813,10 +813,7 @@ mod tests {
             intrinsics_comment(&k),
             "intrinsics width=640 height=480 fx_px=525 fy_px=525 cx_px=319.5 cy_px=239.5"
         );
-        let f = FocalLength {
-            focal_px: 1234.5,
-            source: FocalSource::Exif35mm,
-        };
+        let f = FocalLength::new(1234.5, FocalSource::Exif35mm).unwrap();
         assert_eq!(focal_comment(&f), "focal_px=1234.5 source=exif-35mm");
     }
 }

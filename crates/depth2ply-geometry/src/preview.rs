@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::depth::DepthMap;
+use depth2ply_core::DepthMap;
 
 /// Nearest depth (metres) whose inverse still gets its own colour; closer pixels saturate.
 /// Apple's CLI: `max_invdepth_vizu = min(inverse_depth.max(), 1 / 0.1)`.

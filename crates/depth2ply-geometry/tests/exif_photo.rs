@@ -340,9 +340,9 @@ fn f35_only_uses_diagonal_rule() {
     let (_dir, path) = temp_file("f35.jpg", &bytes);
     let photo = load_photo(&path).unwrap();
     let focal = photo.exif_focal.unwrap();
-    assert_eq!(focal.source, FocalSource::Exif35mm);
+    assert_eq!(focal.source(), FocalSource::Exif35mm);
     // 26 · √(64² + 48²) / √(36² + 24²) = 26 · 80 / 43.2666… = 48.0740…
-    assert_close(focal.focal_px, 26.0 * 80.0 / 1872f64.sqrt());
+    assert_close(focal.focal_px(), 26.0 * 80.0 / 1872f64.sqrt());
     assert!(photo.warnings.is_empty(), "{:?}", photo.warnings);
 }
 
@@ -356,8 +356,8 @@ fn f35_preferred_over_focal_plane() {
     ];
     let (_dir, path) = temp_file("both.jpg", &jpeg_with_exif(size, &fields));
     let focal = load_photo(&path).unwrap().exif_focal.unwrap();
-    assert_eq!(focal.source, FocalSource::Exif35mm);
-    assert_close(focal.focal_px, diagonal_rule(26.0, size));
+    assert_eq!(focal.source(), FocalSource::Exif35mm);
+    assert_close(focal.focal_px(), diagonal_rule(26.0, size));
 }
 
 #[test]
@@ -370,8 +370,8 @@ fn f35_with_orientation_6_uses_oriented_size() {
     assert_eq!(photo.size, ImageSize::new(40, 64));
     assert_eq!((photo.image.width(), photo.image.height()), (40, 64));
     let focal = photo.exif_focal.unwrap();
-    assert_eq!(focal.source, FocalSource::Exif35mm);
-    assert_close(focal.focal_px, diagonal_rule(28.0, ImageSize::new(40, 64)));
+    assert_eq!(focal.source(), FocalSource::Exif35mm);
+    assert_close(focal.focal_px(), diagonal_rule(28.0, ImageSize::new(40, 64)));
     // Metadata without decoding agrees.
     let info = inspect_photo(&path).unwrap();
     assert_eq!(info.size, ImageSize::new(40, 64));
@@ -405,8 +405,8 @@ fn focal_plane_in_every_unit() {
         let focal = photo
             .exif_focal
             .unwrap_or_else(|| panic!("unit {unit:?}: {:?}", photo.warnings));
-        assert_eq!(focal.source, FocalSource::ExifFocalPlane, "unit {unit:?}");
-        assert_close(focal.focal_px, 50.0);
+        assert_eq!(focal.source(), FocalSource::ExifFocalPlane, "unit {unit:?}");
+        assert_close(focal.focal_px(), 50.0);
         // Falling back from f35 is reported; so is the default unit.
         assert!(any_warning(
             &photo.warnings,
@@ -449,8 +449,8 @@ fn focal_plane_corrects_resize_via_pixel_x_dimension() {
     let (_dir, path) = temp_file("resized.jpg", &jpeg_with_exif(ImageSize::new(60, 40), &fields));
     let photo = load_photo(&path).unwrap();
     let focal = photo.exif_focal.unwrap();
-    assert_eq!(focal.source, FocalSource::ExifFocalPlane);
-    assert_close(focal.focal_px, 5.0 * 40.0 * 60.0 / 240.0);
+    assert_eq!(focal.source(), FocalSource::ExifFocalPlane);
+    assert_close(focal.focal_px(), 5.0 * 40.0 * 60.0 / 240.0);
     assert!(
         any_warning(&photo.warnings, "resized after capture"),
         "{:?}",
@@ -476,7 +476,7 @@ fn focal_plane_resize_uses_stored_width_when_orientation_swaps_axes() {
     let photo = load_photo(&path).unwrap();
     assert_eq!(photo.size, ImageSize::new(40, 60));
     let focal = photo.exif_focal.unwrap();
-    assert_close(focal.focal_px, 5.0 * 40.0 * 60.0 / 240.0);
+    assert_close(focal.focal_px(), 5.0 * 40.0 * 60.0 / 240.0);
     assert!(
         any_warning(&photo.warnings, "stored width 60 px"),
         "{:?}",
@@ -502,7 +502,7 @@ fn focal_plane_resize_uses_stored_width_when_orientation_swaps_axes() {
     );
     let photo = load_photo(&path).unwrap();
     assert_eq!(photo.size, ImageSize::new(40, 60));
-    assert_close(photo.exif_focal.unwrap().focal_px, 5.0 * 40.0 * 60.0 / 240.0);
+    assert_close(photo.exif_focal.unwrap().focal_px(), 5.0 * 40.0 * 60.0 / 240.0);
 }
 
 #[test]
@@ -517,7 +517,7 @@ fn focal_plane_recognises_pixels_rotated_without_tag_update() {
     ];
     let (_dir, path) = temp_file("baked.jpg", &jpeg_with_exif(ImageSize::new(40, 60), &fields));
     let photo = load_photo(&path).unwrap();
-    assert_close(photo.exif_focal.unwrap().focal_px, 5.0 * 40.0 * 60.0 / 240.0);
+    assert_close(photo.exif_focal.unwrap().focal_px(), 5.0 * 40.0 * 60.0 / 240.0);
     assert!(any_warning(&photo.warnings, "transposed"), "{:?}", photo.warnings);
 }
 
@@ -532,7 +532,7 @@ fn cropped_image_keeps_width_scale_and_warns() {
     ];
     let (_dir, path) = temp_file("crop.jpg", &jpeg_with_exif(ImageSize::new(60, 30), &fields));
     let photo = load_photo(&path).unwrap();
-    assert_close(photo.exif_focal.unwrap().focal_px, 50.0);
+    assert_close(photo.exif_focal.unwrap().focal_px(), 50.0);
     assert!(any_warning(&photo.warnings, "cropped"), "{:?}", photo.warnings);
 }
 
@@ -548,8 +548,8 @@ fn implausible_f35_falls_through_to_focal_plane_with_warning() {
     let (_dir, path) = temp_file("bad35.jpg", &jpeg_with_exif(size, &fields));
     let photo = load_photo(&path).unwrap();
     let focal = photo.exif_focal.unwrap();
-    assert_eq!(focal.source, FocalSource::ExifFocalPlane);
-    assert_close(focal.focal_px, 50.0);
+    assert_eq!(focal.source(), FocalSource::ExifFocalPlane);
+    assert_close(focal.focal_px(), 50.0);
     let fov_deg = 2.0 * (64.0 / (2.0 * diagonal_rule(1.0, size))).atan().to_degrees();
     assert!(fov_deg > MAX_PLAUSIBLE_HFOV_DEG);
     let expected = format!(
@@ -621,7 +621,7 @@ fn zero_f35_means_unknown_and_falls_through() {
     ];
     let (_dir, path) = temp_file("z35.jpg", &jpeg_with_exif(ImageSize::new(60, 40), &fields));
     let photo = load_photo(&path).unwrap();
-    assert_close(photo.exif_focal.unwrap().focal_px, 50.0);
+    assert_close(photo.exif_focal.unwrap().focal_px(), 50.0);
     assert!(
         any_warning(&photo.warnings, "FocalLengthIn35mmFilm is 0 (unknown)"),
         "{:?}",

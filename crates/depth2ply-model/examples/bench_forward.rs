@@ -420,7 +420,7 @@ fn main() -> Result<()> {
 
     let total_start = Instant::now();
     let mut input = None;
-    let mut size = depth2ply_geometry::ImageSize::new(args.width, args.height);
+    let mut size = depth2ply_core::ImageSize::new(args.width, args.height);
     if run("pre") {
         timed("preprocessing", 0.0, &mut || {
             let (x, s) = model.preprocess(&image)?;

@@ -14,8 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use depth2ply_geometry::depth_io::{load_depth, DepthLoadOptions};
-use depth2ply_geometry::DepthMap;
+use depth2ply_core::{DepthMap, FocalLength, FocalSource, ImageSize};
 use depth2ply_model::kernels::Conv3x3Algorithm;
 use depth2ply_model::{DepthPro, DepthProConfig, DeviceChoice};
 
@@ -89,6 +88,45 @@ fn json_number(text: &str, key: &str) -> Result<f64> {
     Ok(rest[..end].trim().parse()?)
 }
 
+/// Reads a 2-D little-endian float32 `.npy` in C order (what `tools/full_parity.py` writes with
+/// `np.save`) as a depth map. Kept here so that the model crate needs no depth-file reader.
+fn read_npy_f32(path: &std::path::Path) -> Result<DepthMap> {
+    let bytes = std::fs::read(path)?;
+    let bad = || format!("{}: not a 2-D little-endian float32 C-order .npy", path.display());
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad().into());
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => return Err(bad().into()),
+    };
+    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or_else(bad)?)?;
+    if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
+        return Err(bad().into());
+    }
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .ok_or_else(bad)?;
+    let dims: Vec<u32> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::parse)
+        .collect::<std::result::Result<_, _>>()?;
+    let [height, width] = dims[..] else {
+        return Err(bad().into());
+    };
+    let data = &bytes[start + header_len..];
+    let values: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(DepthMap::new(ImageSize::new(width, height), values)?)
+}
+
 fn main() -> Result<()> {
     let dir = PathBuf::from(
         std::env::args()
@@ -100,7 +138,7 @@ fn main() -> Result<()> {
     let focal_ref = json_number(&reference_json, "focal_px_pred")?;
     let focal_given = json_number(&reference_json, "focal_px_given")?;
     let image = image::open(dir.join("image.png"))?.to_rgb8();
-    let load = |name: &str| load_depth(&dir.join(name), &DepthLoadOptions::default());
+    let load = |name: &str| read_npy_f32(&dir.join(name));
     let (depth_pred_ref, depth_given_ref) = (load("depth_pred_fov.npy")?, load("depth_given_focal.npy")?);
 
     let algorithm = match std::env::args().nth(2).as_deref() {
@@ -124,7 +162,7 @@ fn main() -> Result<()> {
     let predicted = model.infer(&image, None)?;
     let infer_fov_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let given = model.infer(&image, Some(focal_given))?;
+    let given = model.infer(&image, Some(FocalLength::new(focal_given, FocalSource::User)?))?;
     let infer_given_s = t.elapsed().as_secs_f64();
 
     let pred = agreement(&predicted.depth, &depth_pred_ref)?;
@@ -143,8 +181,8 @@ fn main() -> Result<()> {
     );
     println!(
         "focal_px ours {:.4} reference {focal_ref:.4} rel diff {:.3e}",
-        predicted.focal_px,
-        ((predicted.focal_px - focal_ref) / focal_ref).abs()
+        predicted.focal.focal_px(),
+        ((predicted.focal.focal_px() - focal_ref) / focal_ref).abs()
     );
     for (what, a) in [
         ("predicted FOV".to_string(), pred),

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use depth2ply_geometry::ImageSize;
+use depth2ply_core::ImageSize;
 
 /// Where the official Depth Pro checkpoint can be downloaded (Hugging Face hub page).
 pub const WEIGHTS_HUB_PAGE: &str = "https://huggingface.co/apple/DepthPro";

@@ -4,7 +4,7 @@
 //! patch encoder, the DPT-style decoder and the field-of-view head, reading Apple's checkpoint keys.
 //!
 //! Conventions: depth is **z-depth in metres**, focal lengths are in pixels, sizes are
-//! [`depth2ply_geometry::ImageSize`], tensors are `(b, c, h, w)`.
+//! [`ImageSize`], tensors are `(b, c, h, w)`.
 
 pub mod config;
 pub mod decoder;
@@ -24,6 +24,7 @@ mod vit_cpu;
 pub mod weights;
 
 pub use config::{ConfigError, DepthProConfig, VitConfig};
+pub use depth2ply_core::{DepthMap, FocalLength, FocalSource, ImageSize};
 pub use error::ModelError;
 pub use locate::{LocatedWeights, WeightsLocator, WeightsOrigin};
 pub use model::{DepthPrediction, DepthPro, DeviceChoice};

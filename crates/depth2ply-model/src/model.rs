@@ -15,7 +15,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use depth2ply_geometry::{DepthMap, ImageSize};
+use depth2ply_core::{DepthMap, FocalLength, FocalSource, ImageSize};
 use image::RgbImage;
 
 use crate::config::DepthProConfig;
@@ -71,14 +71,13 @@ impl DeviceChoice {
 pub struct DepthPrediction {
     /// Metric z-depth in metres at the input image's size, in `[1e-4, 1e4]` m (Apple's clamp).
     pub depth: DepthMap,
-    /// Focal length in pixels (square pixels) used to scale the depth: the known one, or the one from
-    /// the predicted FOV (`0.5·W / tan(0.5·fov)`).
-    pub focal_px: f64,
+    /// The focal length (square pixels, for the input image's width) used to scale the depth: the known
+    /// one passed to [`DepthPro::infer`] with its source unchanged, or the one from the predicted FOV
+    /// (`0.5·W / tan(0.5·fov)`) with source [`FocalSource::Model`].
+    pub focal: FocalLength,
     /// Horizontal FOV in degrees predicted by the network; `None` when the focal length was given
     /// (the FOV network is then not run).
     pub fov_deg: Option<f64>,
-    /// `true` when `focal_px` comes from the network's FOV head.
-    pub focal_from_model: bool,
 }
 
 /// The Depth Pro model, ready to run.
@@ -164,32 +163,31 @@ impl DepthPro {
 
     /// Predicts metric depth for `image` (any size from 2×2 to 2²⁸ pixels, any aspect ratio).
     ///
-    /// With `known_focal_px` (pixels, for this image's width) the FOV network is not run and the
-    /// depth is scaled with the given focal length; without it, the focal length comes from the
-    /// predicted FOV.
+    /// With `known_focal` (for this image's width) the FOV network is not run and the depth is scaled
+    /// with the given focal length, which the prediction returns unchanged; without it, the focal
+    /// length comes from the predicted FOV.
     pub fn infer(
         &self,
         image: &RgbImage,
-        known_focal_px: Option<f64>,
+        known_focal: Option<FocalLength>,
     ) -> Result<DepthPrediction, ModelError> {
-        if let Some(f) = known_focal_px {
-            preprocess::check_focal_px(f).map_err(input_error)?;
-        } else if !self.has_fov() {
+        // A `FocalLength` is finite and > 0 by construction: nothing to check here.
+        if known_focal.is_none() && !self.has_fov() {
             return Err(ModelError::FocalRequired);
         }
         let (x, size) = self.preprocess(image)?;
         let NetworkOutput {
             canonical_inverse_depth,
             fov_deg,
-        } = self.network.forward(&x, known_focal_px.is_none())?;
+        } = self.network.forward(&x, known_focal.is_none())?;
         drop(x);
         let canonical = canonical_inverse_depth
             .to_dtype(DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
         drop(canonical_inverse_depth);
-        let (focal_px, fov_deg) = match (known_focal_px, fov_deg) {
-            (Some(f), _) => (f as f32, None),
+        let (focal_px, fov_deg) = match (known_focal, fov_deg) {
+            (Some(f), _) => (f.focal_px() as f32, None),
             (None, Some(fov)) => {
                 let fov = fov
                     .to_dtype(DType::F32)?
@@ -207,11 +205,15 @@ impl DepthPro {
         // The network output is always 1536², so a size mismatch would be a bug in this crate.
         let depth = preprocess::postprocess(&canonical, size, focal_px)
             .map_err(|e| ModelError::Candle(candle_core::Error::Msg(format!("internal error: {e}"))))?;
+        let focal = match known_focal {
+            Some(known) => known,
+            None => FocalLength::new(focal_px as f64, FocalSource::Model)
+                .map_err(|_| ModelError::InvalidPredictedFov { fov_deg: fov_deg.unwrap_or(f64::NAN) })?,
+        };
         Ok(DepthPrediction {
             depth,
-            focal_px: known_focal_px.unwrap_or(focal_px as f64),
+            focal,
             fov_deg,
-            focal_from_model: known_focal_px.is_none(),
         })
     }
 }
@@ -226,15 +228,16 @@ mod tests {
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
         let model = DepthPro::from_var_builder(&DepthProConfig::tiny(), vb).unwrap();
         let image = RgbImage::from_fn(37, 23, |x, y| image::Rgb([x as u8 * 5, y as u8 * 9, 77]));
-        let p = model.infer(&image, Some(40.0)).unwrap();
+        let given = FocalLength::new(40.0, FocalSource::User).unwrap();
+        let p = model.infer(&image, Some(given)).unwrap();
         assert_eq!(p.depth.size(), ImageSize::new(37, 23));
         assert!(p.depth.as_slice().iter().all(|&z| z == 1e4));
-        assert_eq!((p.focal_px, p.fov_deg, p.focal_from_model), (40.0, None, false));
+        assert_eq!((p.focal, p.fov_deg), (given, None));
         // Zero FOV head → FOV 0° → no usable focal length.
         assert!(model.infer(&image, None).is_err());
-        assert!(model.infer(&image, Some(-1.0)).is_err());
+        let four = FocalLength::new(4.0, FocalSource::Exif35mm).unwrap();
         assert!(matches!(
-            model.infer(&RgbImage::new(1, 9), Some(4.0)),
+            model.infer(&RgbImage::new(1, 9), Some(four)),
             Err(ModelError::ImageTooSmall { .. })
         ));
     }

@@ -11,8 +11,8 @@
 //! in the same f32 order (Candle's `upsample_bilinear2d` computes in f64 and differs by up to ~1e-4 at
 //! non-integer ratios).
 
-use depth2ply_geometry::depth::DepthSizeMismatch;
-use depth2ply_geometry::{DepthMap, ImageSize};
+use depth2ply_core::DepthSizeMismatch;
+use depth2ply_core::{DepthMap, ImageSize};
 use image::RgbImage;
 use rayon::prelude::*;
 

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use depth2ply_geometry::ImageSize;
+use depth2ply_core::{FocalLength, FocalSource, ImageSize};
 use depth2ply_model::decoder::DecoderStage;
 use depth2ply_model::encoder::window_views;
 use depth2ply_model::preprocess;
@@ -404,15 +404,16 @@ fn infer_end_to_end() {
     let image = test_image();
 
     let p = model.infer(&image, None).unwrap();
-    assert!(p.focal_from_model);
+    assert_eq!(p.focal.source(), FocalSource::Model);
     assert_eq!(p.depth.size(), ImageSize::new(101, 67));
     let focal_ref = reference.full("focal_px_pred").to_vec1::<f32>().unwrap()[0] as f64;
     let fov_ref = reference.full("fov_deg").to_vec1::<f32>().unwrap()[0] as f64;
     println!(
         "infer: focal {} (reference {focal_ref}), fov {:?} (reference {fov_ref})",
-        p.focal_px, p.fov_deg
+        p.focal.focal_px(),
+        p.fov_deg
     );
-    assert!((p.focal_px - focal_ref).abs() <= 1e-4 * focal_ref);
+    assert!((p.focal.focal_px() - focal_ref).abs() <= 1e-4 * focal_ref);
     assert!((p.fov_deg.unwrap() - fov_ref).abs() <= 1e-3);
     check_depth(
         "infer",
@@ -423,9 +424,9 @@ fn infer_end_to_end() {
 
     // Known focal length: the FOV network is skipped and the given value is used as is.
     let given = reference.full("focal_px_given").to_vec1::<f32>().unwrap()[0] as f64;
+    let given = FocalLength::new(given, FocalSource::Exif35mm).unwrap();
     let p = model.infer(&image, Some(given)).unwrap();
-    assert!(!p.focal_from_model);
-    assert_eq!((p.focal_px, p.fov_deg), (given, None));
+    assert_eq!((p.focal, p.fov_deg), (given, None));
     check_depth(
         "infer",
         p.depth.as_slice(),

@@ -1,6 +1,6 @@
 //! Depth maps: z-depth in metres on the image grid.
 
-use crate::camera::ImageSize;
+use crate::ImageSize;
 
 /// A depth map: **z-depth in metres** (distance along the optical axis, not along the ray), `f32`,
 /// row-major `H × W`.

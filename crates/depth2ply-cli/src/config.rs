@@ -3,53 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use depth2ply_geometry::filter::{FilterConfig, StatisticalOutlierConfig};
-use depth2ply_geometry::{CameraError, FocalLength, FocalSource, Frame, ImageSize, Intrinsics};
+use depth2ply_pipeline::geometry::depth_io::DepthLoadOptions;
+use depth2ply_pipeline::geometry::filter::{FilterConfig, StatisticalOutlierConfig};
+use depth2ply_pipeline::geometry::ply::PlyEncoding;
+use depth2ply_pipeline::geometry::{CloudConfig, Frame};
+use depth2ply_pipeline::model::{DepthProConfig, DeviceChoice};
+use depth2ply_pipeline::{ConvertConfig, NetworkSettings, OutputOptions, Pipeline, UserCamera};
 
-use crate::args::{ConvertArgs, DeviceArg, FrameArg, ModelPreset, UserIntrinsics};
+use crate::args::{ConvertArgs, DeviceArg, FrameArg, ModelPreset};
 use crate::inputs::UsageError;
 use crate::summary::Verbosity;
-
-/// How the camera is chosen when the user gave one (`--intrinsics`, `--focal-px`, `--fov-deg`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UserCamera {
-    /// `--intrinsics FX,FY,CX,CY`.
-    Intrinsics(UserIntrinsics),
-    /// `--focal-px F`.
-    FocalPx(f64),
-    /// `--fov-deg DEG` (horizontal).
-    FovDeg(f64),
-}
-
-impl UserCamera {
-    /// Intrinsics for an image of `size` (oriented): the user's values, or a centred principal point.
-    pub fn intrinsics(&self, size: ImageSize) -> Result<Intrinsics, CameraError> {
-        match *self {
-            UserCamera::Intrinsics(k) => Intrinsics::new(size, k.fx_px, k.fy_px, k.cx_px, k.cy_px),
-            UserCamera::FocalPx(f) => Intrinsics::from_focal_px(size, f),
-            UserCamera::FovDeg(deg) => Intrinsics::from_horizontal_fov_deg(size, deg),
-        }
-    }
-
-    /// The focal length handed to the network (it takes one focal: the horizontal one).
-    pub fn focal(&self, size: ImageSize) -> Result<FocalLength, CameraError> {
-        // Intrinsics hold a finite focal length > 0.
-        FocalLength::new(self.intrinsics(size)?.fx_px, FocalSource::User).map_err(|_| {
-            CameraError::InvalidFov { fov_deg: f64::NAN }
-        })
-    }
-}
-
-/// Settings of the network, used only when some image has no depth map.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSettings {
-    /// `--weights`.
-    pub weights: Option<PathBuf>,
-    /// `--device`, or the default for this build.
-    pub device: DeviceArg,
-    /// The architecture matching the weights.
-    pub preset: ModelPreset,
-}
 
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
@@ -60,22 +23,14 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     /// `--depth`.
     pub depth: Option<PathBuf>,
-    /// Units per metre of integer depth maps.
-    pub depth_scale_units_per_m: f64,
-    /// The user's camera, if any.
-    pub camera: Option<UserCamera>,
-    /// Point filters.
-    pub filter: FilterConfig,
-    /// Whether to estimate normals.
-    pub estimate_normals: bool,
-    /// Output frame.
-    pub frame: Frame,
-    /// Write ASCII PLY instead of binary.
-    pub ascii: bool,
-    /// Also write the depth map and its preview.
-    pub save_depth: bool,
-    /// Network settings.
-    pub model: ModelSettings,
+    /// Camera, cloud and depth-file settings for the library pipeline.
+    pub convert: ConvertConfig,
+    /// Which files to write per image.
+    pub outputs: OutputOptions,
+    /// Network settings, used only when some image has no depth map.
+    pub network: NetworkSettings,
+    /// `--device` as typed (or this build's default), for messages.
+    pub device: DeviceArg,
     /// Worker threads, if given.
     pub threads: Option<usize>,
     /// How much to print.
@@ -86,9 +41,14 @@ impl RunConfig {
     /// Validates the flags and converts them; combinations clap cannot express are a [`UsageError`].
     pub fn from_args(args: &ConvertArgs) -> Result<Self> {
         let camera = match (args.intrinsics, args.focal_px, args.fov_deg) {
-            (Some(k), _, _) => Some(UserCamera::Intrinsics(k)),
+            (Some(k), _, _) => Some(UserCamera::Intrinsics {
+                fx_px: k.fx_px,
+                fy_px: k.fy_px,
+                cx_px: k.cx_px,
+                cy_px: k.cy_px,
+            }),
             (None, Some(f), _) => Some(UserCamera::FocalPx(f)),
-            (None, None, Some(deg)) => Some(UserCamera::FovDeg(deg)),
+            (None, None, Some(deg)) => Some(UserCamera::HorizontalFovDeg(deg)),
             (None, None, None) => None,
         };
         if let (Some(min), Some(max)) = (args.min_depth, args.max_depth) {
@@ -115,10 +75,24 @@ impl RunConfig {
                 ..FilterConfig::default()
             }
         };
-        // The library re-checks (f32 rounding, voxel-grid limits); its message names the field.
-        filter
-            .validate()
-            .map_err(|err| UsageError(format!("invalid filter settings: {err}")))?;
+        let convert = ConvertConfig {
+            camera,
+            cloud: CloudConfig {
+                frame: match args.frame {
+                    FrameArg::Opencv => Frame::OpenCv,
+                    FrameArg::Opengl => Frame::OpenGl,
+                },
+                estimate_normals: !args.no_normals,
+                filter,
+                ..CloudConfig::default()
+            },
+            depth_file: DepthLoadOptions {
+                scale_units_per_m: args.depth_scale,
+            },
+        };
+        // The library checks what clap cannot (f32 rounding, voxel-grid limits); its message names the
+        // field.
+        Pipeline::new(convert).map_err(|err| UsageError(format!("invalid filter settings: {err}")))?;
         let device = args.device.unwrap_or_else(default_device);
         crate::model::check_device(device).map_err(UsageError)?;
         let verbosity = if args.quiet {
@@ -132,21 +106,28 @@ impl RunConfig {
             inputs: args.inputs.clone(),
             output: args.output.clone(),
             depth: args.depth.clone(),
-            depth_scale_units_per_m: args.depth_scale,
-            camera,
-            filter,
-            estimate_normals: !args.no_normals,
-            frame: match args.frame {
-                FrameArg::Opencv => Frame::OpenCv,
-                FrameArg::Opengl => Frame::OpenGl,
+            convert,
+            outputs: OutputOptions {
+                encoding: if args.ascii {
+                    PlyEncoding::Ascii
+                } else {
+                    PlyEncoding::BinaryLittleEndian
+                },
+                save_depth: args.save_depth,
             },
-            ascii: args.ascii,
-            save_depth: args.save_depth,
-            model: ModelSettings {
+            network: NetworkSettings {
                 weights: args.weights.clone(),
-                device,
-                preset: args.model_config,
+                device: match device {
+                    DeviceArg::Cpu => DeviceChoice::Cpu,
+                    DeviceArg::Cuda => DeviceChoice::Cuda(0),
+                    DeviceArg::Metal => DeviceChoice::Metal(0),
+                },
+                config: match args.model_config {
+                    ModelPreset::Full => DepthProConfig::full(),
+                    ModelPreset::Tiny => DepthProConfig::tiny(),
+                },
             },
+            device,
             threads: args.threads.map(usize::from),
             verbosity,
         })
@@ -188,27 +169,31 @@ mod tests {
             "0.01",
         ])
         .unwrap();
-        assert_eq!(c.filter.flying_pixel_rtol, Some(0.1));
-        assert_eq!(c.filter.max_depth_m, 5.0);
-        assert_eq!(c.filter.voxel_size_m, Some(0.01));
-        assert!(c.filter.drop_without_normal);
+        let filter = c.convert.cloud.filter;
+        assert_eq!(filter.flying_pixel_rtol, Some(0.1));
+        assert_eq!(filter.max_depth_m, 5.0);
+        assert_eq!(filter.voxel_size_m, Some(0.01));
+        assert!(filter.drop_without_normal);
         let c = config(&["a.jpg", "--no-filter"]).unwrap();
-        assert_eq!(c.filter, FilterConfig::none());
+        assert_eq!(c.convert.cloud.filter, FilterConfig::none());
         let err = config(&["a.jpg", "--min-depth", "3", "--max-depth", "2"]).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
     }
 
     #[test]
-    fn user_camera_rules() {
-        let size = ImageSize::new(64, 48);
+    fn camera_flags_map_to_the_user_camera() {
         let c = config(&["a.jpg", "--fov-deg", "90"]).unwrap();
-        let k = c.camera.unwrap().intrinsics(size).unwrap();
-        // f = (W/2) / tan(45°) = 32; centre ((W-1)/2, (H-1)/2).
-        assert!((k.fx_px - 32.0).abs() < 1e-9);
-        assert_eq!((k.cx_px, k.cy_px), (31.5, 23.5));
+        assert_eq!(c.convert.camera, Some(UserCamera::HorizontalFovDeg(90.0)));
         let c = config(&["a.jpg", "--intrinsics", "50,60,30,20"]).unwrap();
-        let f = c.camera.unwrap().focal(size).unwrap();
-        assert_eq!((f.focal_px(), f.source()), (50.0, FocalSource::User));
-        assert!(config(&["a.jpg"]).unwrap().camera.is_none());
+        assert_eq!(
+            c.convert.camera,
+            Some(UserCamera::Intrinsics {
+                fx_px: 50.0,
+                fy_px: 60.0,
+                cx_px: 30.0,
+                cy_px: 20.0
+            })
+        );
+        assert!(config(&["a.jpg"]).unwrap().convert.camera.is_none());
     }
 }

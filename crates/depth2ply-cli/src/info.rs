@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use depth2ply_geometry::photo::{inspect_photo, PhotoInfo};
+use depth2ply_pipeline::geometry::photo::{inspect_photo, PhotoInfo};
 
 use crate::args::InfoArgs;
 use crate::inputs::discover;
@@ -91,7 +91,7 @@ fn plain_line(path: &Path, info: &PhotoInfo) -> String {
             ", focal {:.1} px ({}, horizontal FOV {:.1}°)",
             f.focal_px(),
             f.source(),
-            depth2ply_geometry::camera::horizontal_fov_deg(info.size, f.focal_px())
+            depth2ply_pipeline::geometry::camera::horizontal_fov_deg(info.size, f.focal_px())
         )),
         None => line.push_str(", focal unknown (give --focal-px, or the network predicts it)"),
     }

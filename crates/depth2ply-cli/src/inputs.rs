@@ -23,6 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use depth2ply_pipeline::canonical_path;
 
 /// File extensions (lower case) treated as images when searching folders.
 pub const IMAGE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"];
@@ -90,21 +91,6 @@ pub struct Job {
     pub output_ply: PathBuf,
     /// Where its depth comes from.
     pub depth: DepthInput,
-}
-
-impl Job {
-    /// Extra outputs of `--save-depth`: `<stem>.npz` and `<stem>.depth.png` next to the PLY.
-    pub fn depth_outputs(&self) -> (PathBuf, PathBuf) {
-        let stem = self
-            .output_ply
-            .file_stem()
-            .unwrap_or_else(|| OsStr::new("depth"))
-            .to_string_lossy();
-        (
-            self.output_ply.with_file_name(format!("{stem}.npz")),
-            self.output_ply.with_file_name(format!("{stem}.depth.png")),
-        )
-    }
 }
 
 /// An image (or an input that could not be expanded) and what to do with it.
@@ -311,7 +297,7 @@ fn reject_collisions(items: &mut [PlannedItem]) {
     let mut first_writer: HashMap<PathBuf, PathBuf> = HashMap::new();
     for item in items.iter_mut() {
         let Ok(job) = &item.job else { continue };
-        let key = normalise(&job.output_ply);
+        let key = canonical_path(&job.output_ply);
         if let Some(first) = first_writer.get(&key) {
             item.job = Err(anyhow!(
                 "{} would overwrite the PLY of {} (same output name); rename one of them or process them \
@@ -323,23 +309,6 @@ fn reject_collisions(items: &mut [PlannedItem]) {
         } else {
             first_writer.insert(key, item.path.clone());
         }
-    }
-}
-
-/// A best-effort canonical form (the output may not exist yet, so only its folder is canonicalised).
-pub fn normalise(path: &Path) -> PathBuf {
-    if let Ok(full) = path.canonicalize() {
-        return full;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => parent
-            .canonicalize()
-            .map(|p| p.join(name))
-            .unwrap_or_else(|_| path.to_path_buf()),
-        (_, Some(name)) => std::env::current_dir()
-            .map(|d| d.join(name))
-            .unwrap_or_else(|_| path.to_path_buf()),
-        _ => path.to_path_buf(),
     }
 }
 
@@ -441,18 +410,5 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
-    }
-
-    #[test]
-    fn save_depth_names_follow_the_ply() {
-        let job = Job {
-            image: PathBuf::from("a/p.jpg"),
-            output_ply: PathBuf::from("o/cloud.ply"),
-            depth: DepthInput::Model,
-        };
-        assert_eq!(
-            job.depth_outputs(),
-            (PathBuf::from("o/cloud.npz"), PathBuf::from("o/cloud.depth.png"))
-        );
     }
 }

@@ -8,7 +8,6 @@ mod config;
 mod info;
 mod inputs;
 mod model;
-mod output;
 mod run;
 mod summary;
 

@@ -68,7 +68,10 @@ impl FocalLength {
         if focal_px.is_finite() && focal_px > 0.0 {
             Ok(Self { focal_px, source })
         } else {
-            Err(InvalidFocalLength { focal_px, from: source })
+            Err(InvalidFocalLength {
+                focal_px,
+                from: source,
+            })
         }
     }
 

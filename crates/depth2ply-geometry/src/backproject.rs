@@ -17,12 +17,12 @@ use rayon::prelude::*;
 
 use crate::camera::{CameraError, ImageSize, Intrinsics};
 use crate::cloud::{Frame, PointCloud};
-use depth2ply_core::DepthMap;
 use crate::filter::{
     column_min_max, is_flying, remove_statistical_outliers, retain_points, towards_camera, voxel_downsample,
     window_min_max, DropReport, FilterConfig, FilterError,
 };
 use crate::normals::{grid_normal, has_tangent_pair, knn_normals, NormalConfig, NormalError};
+use depth2ply_core::DepthMap;
 
 /// Everything [`cloud_from_depth`] can be asked to do. `Default` is the CLI's default behaviour.
 #[derive(Debug, Clone, Copy, PartialEq)]

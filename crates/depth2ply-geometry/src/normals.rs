@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use crate::backproject::PixelRays;
 use crate::camera::{ImageSize, Intrinsics};
-use depth2ply_core::DepthMap;
 use crate::filter::{kd_points, FilterError};
+use depth2ply_core::DepthMap;
 
 /// Default [`NormalConfig::edge_rtol`]: the same relative step as MoGe's flying-pixel tolerance.
 pub const DEFAULT_NORMAL_EDGE_RTOL: f32 = 0.04;

@@ -98,7 +98,10 @@ fn read_npy_f32(path: &std::path::Path) -> Result<DepthMap> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return Err(bad().into()),
     };
     let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or_else(bad)?)?;

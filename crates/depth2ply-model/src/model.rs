@@ -207,8 +207,11 @@ impl DepthPro {
             .map_err(|e| ModelError::Candle(candle_core::Error::Msg(format!("internal error: {e}"))))?;
         let focal = match known_focal {
             Some(known) => known,
-            None => FocalLength::new(focal_px as f64, FocalSource::Model)
-                .map_err(|_| ModelError::InvalidPredictedFov { fov_deg: fov_deg.unwrap_or(f64::NAN) })?,
+            None => FocalLength::new(focal_px as f64, FocalSource::Model).map_err(|_| {
+                ModelError::InvalidPredictedFov {
+                    fov_deg: fov_deg.unwrap_or(f64::NAN),
+                }
+            })?,
         };
         Ok(DepthPrediction {
             depth,

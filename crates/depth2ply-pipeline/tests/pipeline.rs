@@ -2,14 +2,16 @@
 //! sources, errors, and all-or-nothing outputs. Expected values come from the pinhole formulas in
 //! `docs/conventions.md` (a fronto-parallel plane at z metres back-projects to z everywhere).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use depth2ply_pipeline::geometry::filter::FilterConfig;
 use depth2ply_pipeline::geometry::ply::read_ply;
 use depth2ply_pipeline::geometry::{CloudConfig, DepthMap, FocalLength, FocalSource, ImageSize};
 use depth2ply_pipeline::{
-    CameraChoice, ConvertConfig, ConvertError, DepthEstimator, DepthOrigin, DepthSource, Estimate, NetworkError,
-    OutputError, OutputOptions, OutputSet, Pipeline, UserCamera, Warning,
+    CameraChoice, ConvertConfig, ConvertError, DepthEstimator, DepthOrigin, DepthSource, Estimate,
+    NetworkError, OutputError, OutputOptions, OutputSet, Pipeline, UserCamera, Warning,
 };
 use image::{Rgb, RgbImage};
 
@@ -18,9 +20,11 @@ const SIZE: ImageSize = ImageSize::new(40, 24);
 /// A PNG photo (no EXIF) of `SIZE` in `dir`.
 fn photo(dir: &Path) -> PathBuf {
     let path = dir.join("frame.png");
-    RgbImage::from_fn(SIZE.width, SIZE.height, |u, v| Rgb([u as u8 * 6, v as u8 * 10, 128]))
-        .save(&path)
-        .unwrap();
+    RgbImage::from_fn(SIZE.width, SIZE.height, |u, v| {
+        Rgb([u as u8 * 6, v as u8 * 10, 128])
+    })
+    .save(&path)
+    .unwrap();
     path
 }
 
@@ -64,7 +68,10 @@ fn a_depth_map_in_memory_with_the_users_camera() {
     assert!(input.warnings().is_empty(), "{:?}", input.warnings());
     let conversion = pipeline.convert(&input, DepthSource::Map(plane(3.0))).unwrap();
     assert_eq!(conversion.depth_origin(), &DepthOrigin::Memory);
-    assert_eq!(conversion.focal(), FocalLength::new(50.0, FocalSource::User).unwrap());
+    assert_eq!(
+        conversion.focal(),
+        FocalLength::new(50.0, FocalSource::User).unwrap()
+    );
     // A plane has no flying pixels, and every pixel has a normal (one-sided differences at the border):
     // every pixel becomes a point.
     assert_eq!(conversion.cloud().len(), SIZE.pixel_count());
@@ -92,12 +99,16 @@ fn without_a_camera_a_depth_file_is_refused_and_the_network_is_asked() {
         .warnings()
         .iter()
         .any(|w| matches!(w, Warning::Photo(_)) && w.to_string().contains("no EXIF")));
-    let err = pipeline.convert(&input, DepthSource::Map(plane(1.0))).unwrap_err();
+    let err = pipeline
+        .convert(&input, DepthSource::Map(plane(1.0)))
+        .unwrap_err();
     assert!(matches!(err, ConvertError::NoFocalLength { .. }));
     assert!(err.to_string().ends_with(&format!(": {}", path.display())));
 
     let mut network = FakeNetwork { given: Vec::new() };
-    let conversion = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
+    let conversion = pipeline
+        .convert(&input, DepthSource::Network(&mut network))
+        .unwrap();
     assert_eq!(network.given, vec![None]);
     assert_eq!(conversion.focal().source(), FocalSource::Model);
     assert_eq!(conversion.intrinsics().fx_px, 30.0);
@@ -106,7 +117,9 @@ fn without_a_camera_a_depth_file_is_refused_and_the_network_is_asked() {
     // With the user's camera the network is handed its focal length and the result keeps it.
     let pipeline = self::pipeline(Some(UserCamera::HorizontalFovDeg(90.0)));
     let input = pipeline.open_photo(&path).unwrap();
-    let conversion = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
+    let conversion = pipeline
+        .convert(&input, DepthSource::Network(&mut network))
+        .unwrap();
     // f = (W / 2) / tan(45°) = 20 px.
     let expected = FocalLength::new(20.0, FocalSource::User).unwrap();
     assert!((network.given[1].unwrap().focal_px() - 20.0).abs() < 1e-9);
@@ -182,13 +195,19 @@ fn outputs_are_written_all_or_nothing() {
     let files = OutputSet::new(dir.path().join("out/sub/cloud.ply"), &options);
     assert_eq!(
         files.extras(),
-        [dir.path().join("out/sub/cloud.npz"), dir.path().join("out/sub/cloud.depth.png")]
+        [
+            dir.path().join("out/sub/cloud.npz"),
+            dir.path().join("out/sub/cloud.depth.png")
+        ]
     );
     files.prepare(&[&path]).unwrap();
     files.write(&conversion, &path).unwrap();
     let (cloud, comments) = read_ply(files.ply()).unwrap();
     assert_eq!(cloud.len(), conversion.cloud().len());
-    assert!(comments.iter().any(|c| c == "focal_px=50 source=user"), "{comments:?}");
+    assert!(
+        comments.iter().any(|c| c == "focal_px=50 source=user"),
+        "{comments:?}"
+    );
     for extra in files.extras() {
         assert!(extra.is_file(), "{}", extra.display());
     }
@@ -210,4 +229,71 @@ fn outputs_are_written_all_or_nothing() {
         files.prepare(&[&path, &npz_input]),
         Err(OutputError::WouldOverwriteInput { .. })
     ));
+}
+
+/// The model crate's random-weights tiny checkpoint (its parity fixtures).
+fn tiny_weights() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../depth2ply-model/tests/fixtures/tiny_apple_fp16.pt")
+}
+
+#[test]
+fn the_lazy_network_loads_once_and_remembers_a_failure() {
+    use depth2ply_pipeline::model::DepthProConfig;
+    use depth2ply_pipeline::{LazyDepthPro, NetworkEvent, NetworkSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = photo(dir.path());
+    let pipeline = pipeline(None);
+    let input = pipeline.open_photo(&path).unwrap();
+
+    let mut loads = 0;
+    let settings = NetworkSettings {
+        weights: Some(tiny_weights()),
+        config: DepthProConfig::tiny(),
+        ..NetworkSettings::default()
+    };
+    let mut network = LazyDepthPro::new(settings).with_observer(|event| {
+        if let NetworkEvent::Loading { path, .. } = event {
+            assert!(path.ends_with("tiny_apple_fp16.pt"));
+            loads += 1;
+        }
+    });
+    let first = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
+    let second = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
+    drop(network);
+    assert_eq!(loads, 1);
+    assert!(first.timings().model_load.is_some() && second.timings().model_load.is_none());
+    assert!(first.timings().inference.is_some());
+    // No EXIF, no user camera: the FOV head's focal length, and the same result both times.
+    assert_eq!(first.focal().source(), FocalSource::Model);
+    assert_eq!(first.depth().size(), SIZE);
+    assert_eq!(first.depth(), second.depth());
+    assert_eq!(first.intrinsics().fx_px, first.focal().focal_px());
+
+    let missing = NetworkSettings {
+        weights: Some(dir.path().join("missing.pt")),
+        config: DepthProConfig::tiny(),
+        ..NetworkSettings::default()
+    };
+    let mut network = LazyDepthPro::new(missing);
+    let messages: Vec<String> = (0..2)
+        .map(|_| {
+            let err = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap_err();
+            assert!(matches!(err, ConvertError::Network { .. }));
+            error_chain(&err)
+        })
+        .collect();
+    assert!(messages[0].contains("missing.pt"), "{}", messages[0]);
+    assert_eq!(messages[0], messages[1]);
+}
+
+/// The message and its causes, `a: b: c`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }

@@ -344,6 +344,15 @@ impl Pipeline {
                         photo: photo_path(),
                         source: Box::new(source),
                     })?;
+                if estimate.depth.size() != input.photo.size {
+                    return Err(ConvertError::Network {
+                        photo: photo_path(),
+                        source: Box::new(NetworkError::WrongSize {
+                            depth: estimate.depth.size(),
+                            image: input.photo.size,
+                        }),
+                    });
+                }
                 timings.model_load = estimate.model_load_time;
                 timings.inference = Some(estimate.inference_time);
                 let camera = input

@@ -27,8 +27,8 @@ pub struct Estimate {
 /// Anything that predicts metric depth for a photo: Depth Pro ([`DepthPro`] when already loaded,
 /// [`LazyDepthPro`] to load it on first use), or another model a program plugs in.
 pub trait DepthEstimator {
-    /// Predicts z-depth in metres for `image` (as displayed). With `known_focal` the estimator uses
-    /// that focal length and returns it unchanged; without it, it predicts one.
+    /// Predicts z-depth in metres for `image` (as displayed), at the image's size. With `known_focal`
+    /// the estimator uses that focal length and returns it unchanged; without it, it predicts one.
     fn estimate(
         &mut self,
         image: &RgbImage,
@@ -44,13 +44,6 @@ impl DepthEstimator for DepthPro {
     ) -> Result<Estimate, NetworkError> {
         let start = Instant::now();
         let prediction = self.infer(image, known_focal).map_err(NetworkError::Inference)?;
-        let size = ImageSize::new(image.width(), image.height());
-        if prediction.depth.size() != size {
-            return Err(NetworkError::WrongSize {
-                depth: prediction.depth.size(),
-                image: size,
-            });
-        }
         Ok(Estimate {
             depth: prediction.depth,
             focal: prediction.focal,
@@ -82,7 +75,8 @@ pub enum NetworkError {
     /// The network ran and failed.
     #[error(transparent)]
     Inference(ModelError),
-    /// The network returned a depth map of another size than the image (a bug).
+    /// The estimator returned a depth map of another size than the image (a bug in the estimator;
+    /// [`crate::Pipeline::convert`] checks every estimate).
     #[error("internal error: the network returned a {depth} depth map for a {image} image")]
     WrongSize {
         /// Size of the returned depth map.

@@ -258,8 +258,12 @@ fn the_lazy_network_loads_once_and_remembers_a_failure() {
             loads += 1;
         }
     });
-    let first = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
-    let second = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap();
+    let first = pipeline
+        .convert(&input, DepthSource::Network(&mut network))
+        .unwrap();
+    let second = pipeline
+        .convert(&input, DepthSource::Network(&mut network))
+        .unwrap();
     drop(network);
     assert_eq!(loads, 1);
     assert!(first.timings().model_load.is_some() && second.timings().model_load.is_none());
@@ -278,7 +282,9 @@ fn the_lazy_network_loads_once_and_remembers_a_failure() {
     let mut network = LazyDepthPro::new(missing);
     let messages: Vec<String> = (0..2)
         .map(|_| {
-            let err = pipeline.convert(&input, DepthSource::Network(&mut network)).unwrap_err();
+            let err = pipeline
+                .convert(&input, DepthSource::Network(&mut network))
+                .unwrap_err();
             assert!(matches!(err, ConvertError::Network { .. }));
             error_chain(&err)
         })
@@ -296,4 +302,34 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+/// An estimator that returns the transposed size: a bug the pipeline catches for any estimator.
+struct TurnedNetwork;
+
+impl DepthEstimator for TurnedNetwork {
+    fn estimate(&mut self, _: &RgbImage, known: Option<FocalLength>) -> Result<Estimate, NetworkError> {
+        Ok(Estimate {
+            depth: DepthMap::new(SIZE.transposed(), vec![1.0; SIZE.pixel_count()]).unwrap(),
+            focal: known.unwrap(),
+            model_load_time: None,
+            inference_time: std::time::Duration::ZERO,
+        })
+    }
+}
+
+#[test]
+fn an_estimate_of_the_wrong_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = photo(dir.path());
+    let pipeline = pipeline(Some(UserCamera::FocalPx(50.0)));
+    let input = pipeline.open_photo(&path).unwrap();
+    let err = pipeline
+        .convert(&input, DepthSource::Network(&mut TurnedNetwork))
+        .unwrap_err();
+    let text = error_chain(&err);
+    assert!(
+        text.contains("internal error") && text.contains("24×40 depth map for a 40×24 image"),
+        "{text}"
+    );
 }

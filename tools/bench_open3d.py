@@ -2,7 +2,7 @@
 """Times Open3D 0.20 on the depth → coloured cloud → normals → binary PLY job, and depth2ply's
 `pipeline_peak` example on the same input files in the same run, and prints the ratio.
 
-Open3D job (legacy API, metric settings from shared/docs/pointcloud_notes.md §1.2):
+Open3D job (legacy API, metric settings from docs/pointcloud.md §1.2):
   read_image(rgb.png), read_image(depth.png)
   RGBDImage.create_from_color_and_depth(depth_scale=1000, depth_trunc=1e4, convert_rgb_to_intensity=False)
   PointCloud.create_from_rgbd_image(PinholeCameraIntrinsic(W, H, fx, fy, cx, cy))

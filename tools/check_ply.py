@@ -2,7 +2,7 @@
 """Independent check of a PLY written by depth2ply, with `plyfile` (and Open3D when it is importable).
 
 It reads the file with code that shares nothing with the Rust writer and checks what MeshLab,
-CloudCompare and Open3D rely on (see shared/docs/pointcloud_notes.md §6):
+CloudCompare and Open3D rely on (see docs/pointcloud.md §6):
 
 - one `vertex` element and no other element (no `face`);
 - properties exactly `x y z` [`nx ny nz`] [`red green blue`] in that order, `float32` for coordinates and

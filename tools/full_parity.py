@@ -47,8 +47,8 @@ SEED = 20241121
 NET_SIZE = 1536
 GIVEN_FOCAL_FACTOR = 1.2
 
-# Apple's released model (spec §2, §9.1): DINOv2 ViT-L/16 sub-models, hooks [11, 5], dims [256, 256],
-# scaled-image dims [1024, 1024, 512], decoder 256.
+# Apple's released model (docs/network.md §2, §9.1): DINOv2 ViT-L/16 sub-models, hooks [11, 5],
+# dims [256, 256], scaled-image dims [1024, 1024, 512], decoder 256.
 VIT_L = dict(
     model_type="dinov2",
     hidden_size=1024,
@@ -84,7 +84,7 @@ def make_image(width: int, height: int) -> np.ndarray:
 
 
 def postprocess(canonical: torch.Tensor, width: int, height: int, f_px: torch.Tensor) -> torch.Tensor:
-    """Apple ``infer()`` (spec §3.11) in fp32: metric depth H x W."""
+    """Apple ``infer()`` (docs/network.md §3.11) in fp32: metric depth H x W."""
     inv = canonical * (width / f_px)
     inv = F.interpolate(inv, size=(height, width), mode="bilinear", align_corners=False)
     return (1.0 / torch.clamp(inv, min=1e-4, max=1e4))[0, 0]

@@ -4,7 +4,7 @@
 What it does
 ------------
 1. Builds Hugging Face ``transformers.DepthProForDepthEstimation`` at the tiny config of
-   depth_pro_spec.md §9.5 (fusion_hidden_size 32, intermediate_hook_ids [1, 0], intermediate_feature_dims
+   docs/network.md §9.5 (fusion_hidden_size 32, intermediate_hook_ids [1, 0], intermediate_feature_dims
    [32, 32], scaled_images_feature_dims [64, 64, 48], use_fov_model True, three Dinov2 sub-models with
    hidden 64, 2 layers, 2 heads, patch 16, image 384, no mask token). The 1536/384/16 geometry of the real
    model is kept.
@@ -12,14 +12,15 @@ What it does
    activations O(1). A calibration pass then rescales the last depth-head conv (so that about 80 % of
    the canonical inverse depth is positive, median 0.5) and the last FOV conv (FOV = 55 deg +- 8 deg).
    All weights are rounded through fp16, so the fp16 and fp32 files hold identical values.
-3. Converts the HF state dict to Apple's ``depth_pro.pt`` naming (spec §9.4; q, k, v concatenated into
-   ``qkv``) and checks the conversion by running an independent functional re-implementation of Apple's
-   forward pass (written here from spec §3/§4, using only the Apple-named tensors) against the HF model:
-   every stored intermediate must agree.
+3. Converts the HF state dict to Apple's ``depth_pro.pt`` naming (docs/network.md §9.4; q, k, v
+   concatenated into ``qkv``) and checks the conversion by running an independent functional
+   re-implementation of Apple's forward pass (written here from docs/network.md §3/§4, using only the
+   Apple-named tensors) against the HF model: every stored intermediate must agree.
 4. Makes a deterministic non-square RGB test image (101 x 67, prime sizes so that no resize ratio is exact),
    preprocesses it like Apple's ``transform`` + ``infer`` ((x/255 - 0.5)/0.5, then bilinear resize to
    1536^2, align_corners False, antialias False), runs the HF model with forward hooks and post-processes like
-   Apple's ``infer()`` (spec §3.11) with the predicted FOV and with a given focal length (1.2 * W).
+   Apple's ``infer()`` (docs/network.md §3.11) with the predicted FOV and with a given focal length
+   (1.2 * W).
 
 Inputs: none (everything is generated from the seeds below).
 
@@ -89,7 +90,7 @@ HF_CONFIG = dict(
     scaled_images_feature_dims=[64, 64, 48],
     use_fov_model=True,
 )
-# Apple-side equivalents of the config above (spec §9.5).
+# Apple-side equivalents of the config above (docs/network.md §9.5).
 EMBED = 64
 HEADS = 2
 DEPTH = 2
@@ -173,7 +174,7 @@ def round_fp16(model: torch.nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# HF -> Apple key mapping (spec §9.4)
+# HF -> Apple key mapping (docs/network.md §9.4)
 
 VIT_PREFIXES = [
     ("depth_pro.encoder.patch_encoder.model.", "encoder.patch_encoder."),
@@ -262,7 +263,7 @@ def hf_to_apple(sd: dict[str, torch.Tensor]) -> collections.OrderedDict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Independent functional forward with Apple-named weights (spec §3, §4)
+# Independent functional forward with Apple-named weights (docs/network.md §3, §4)
 
 
 def ln(x, sd, p):
@@ -529,7 +530,7 @@ def preprocess_hf_emulated(img: np.ndarray) -> torch.Tensor:
 
 
 def postprocess_apple(canonical: torch.Tensor, fov_deg: torch.Tensor, f_px: torch.Tensor | None):
-    """Apple infer() (spec §3.11), fp32 throughout. Returns (focal_px [1], inverse depth HxW, depth HxW)."""
+    """Apple infer() (docs/network.md §3.11), fp32 throughout. Returns (focal_px [1], inverse depth HxW, depth HxW)."""
     W, H = IMAGE_W, IMAGE_H
     if f_px is None:
         f_px = 0.5 * W / torch.tan(0.5 * torch.deg2rad(fov_deg.to(torch.float32)))

@@ -184,8 +184,11 @@ fn unwritable_output_folder() {
             "blocker/out/p.ply",
         ],
     );
-    run.assert_stderr_has(&["cannot create the output folder"])
-        .assert_error_ends_with("blocker/out".as_ref());
+    run.assert_stderr_has(&[
+        "cannot create the output folder",
+        "blocker is a file, not a folder",
+    ])
+    .assert_error_ends_with("blocker/out/p.ply".as_ref());
 }
 
 #[test]

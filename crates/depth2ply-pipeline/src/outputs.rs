@@ -49,6 +49,18 @@ pub enum OutputError {
         /// Why.
         source: std::io::Error,
     },
+    /// A folder on the way to the output is a file.
+    #[error(
+        "cannot create the output folder: {} is a file, not a folder; pass -o somewhere else: {}",
+        file.display(),
+        output.display()
+    )]
+    ParentIsFile {
+        /// The file that is in the way.
+        file: PathBuf,
+        /// The output.
+        output: PathBuf,
+    },
     /// An output path is one of the inputs.
     #[error("the output would overwrite an input file; pass -o to write somewhere else: {}", path.display())]
     WouldOverwriteInput {
@@ -188,14 +200,20 @@ pub fn ply_comments(conversion: &Conversion, photo: &Path) -> Vec<String> {
 }
 
 fn ensure_parent(path: &Path) -> Result<(), OutputError> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => std::fs::create_dir_all(parent)
-            .map_err(|source| OutputError::CreateFolder {
-                folder: parent.to_path_buf(),
-                source,
-            }),
-        _ => Ok(()),
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) else {
+        return Ok(());
+    };
+    // `create_dir_all` would only say "Not a directory": name the file in the way instead.
+    if let Some(file) = parent.ancestors().find(|a| a.is_file()) {
+        return Err(OutputError::ParentIsFile {
+            file: file.to_path_buf(),
+            output: path.to_path_buf(),
+        });
     }
+    std::fs::create_dir_all(parent).map_err(|source| OutputError::CreateFolder {
+        folder: parent.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the turbo-coloured inverse-depth preview (Apple's normalisation) as a PNG, atomically.
